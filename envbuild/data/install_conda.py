@@ -1,0 +1,62 @@
+"""Install the conda packages of a lock into a prefix, inside the installer stage of an envbuild image.
+
+Runs with the installer's own Python and py-rattler. It installs exactly the records of the lock: every package
+is taken from the build context (local channels) or downloaded from its URL, checked against the lock's sha256,
+and linked into the prefix. Nothing is solved here: the lock already decided.
+
+usage: install_conda.py MANIFEST.json CONTEXT_DIR PREFIX
+"""
+
+import asyncio
+import hashlib
+import json
+import os
+import shutil
+import ssl
+import sys
+import urllib.request
+from pathlib import Path
+
+import rattler
+
+CA_SECRET = "/run/secrets/ca"
+DOWNLOADS = Path("/root/.cache/envbuild-conda-pkgs")
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def fetch(entry: dict, context: Path) -> Path:
+    bundled = context / "conda-packages" / entry["filename"]
+    if bundled.exists():
+        return bundled
+    DOWNLOADS.mkdir(parents=True, exist_ok=True)
+    target = DOWNLOADS / f"{entry['sha256']}-{entry['filename']}"
+    if target.exists() and sha256_of(target) == entry["sha256"]:
+        return target
+    context_ssl = ssl.create_default_context(cafile=CA_SECRET if os.path.exists(CA_SECRET) else None)
+    with urllib.request.urlopen(entry["url"], context=context_ssl) as response, target.open("wb") as out:
+        shutil.copyfileobj(response, out)
+    return target
+
+
+async def main(manifest: Path, context: Path, prefix: str) -> None:
+    entries = json.loads(manifest.read_text())
+    records = []
+    for entry in entries:
+        path = fetch(entry, context)
+        actual = sha256_of(path)
+        if actual != entry["sha256"]:
+            sys.exit(f"envbuild: sha256 mismatch for {entry['url']}: lock says {entry['sha256']}, got {actual}")
+        records.append(await rattler.RepoDataRecord.from_package_archive(path))
+    await rattler.install(records, target_prefix=prefix, show_progress=False, execute_link_scripts=False)
+    print(f"envbuild: installed {len(records)} conda packages into {prefix}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]))
