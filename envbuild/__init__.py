@@ -22,8 +22,8 @@ _EXPORTS = {
     "build": "envbuild.api",
     "lock": "envbuild.api",
     "render": "envbuild.api",
-    "Lock": "envbuild.lock",
-    "BuildPlan": "envbuild.render",
+    "Lock": "envbuild.resolver",
+    "BuildPlan": "envbuild.renderer",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

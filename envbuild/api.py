@@ -130,7 +130,7 @@ def _remember_file(index: Index, env, base_image: str | None, spec_key: str, bas
 def lock(env, *, platform: str | None = None, python_version: str | None = None, glibc: str | None = None,
          cache_dir=None, refresh: bool = False, on_progress: ProgressCallback | None = None):
     """Resolve `env` to a Lock, from the lock cache unless `refresh`."""
-    from .lock import resolve
+    from .resolver import resolve
 
     platform = platform or env.docker.platform
     index = Index(config.home(cache_dir))
@@ -172,7 +172,7 @@ def _installer_base(env, engine: Engine, on_log=None) -> str | None:
 
 def render(env, *, cache_dir=None, template=None, refresh_lock: bool = False, on_progress=None, on_log=None):
     """The BuildPlan for `env` on its base image (locks first, from the lock cache when it can)."""
-    from .render import render as render_plan
+    from .renderer import render as render_plan
 
     engine = Engine()
     base = _base_for(env, engine, on_log)
@@ -184,8 +184,8 @@ def render(env, *, cache_dir=None, template=None, refresh_lock: bool = False, on
 def build(env, *, cache_dir=None, template=None, refresh_lock: bool = False, rebuild: bool = False,
           on_progress: ProgressCallback | None = None, on_log: Callable[[str], None] | None = None) -> Image:
     """Build `env` into an image, or return the image already built for an equivalent environment."""
-    from .build import build_image
-    from .render import render as render_plan
+    from .builder import build_image
+    from .renderer import render as render_plan
 
     started = time.perf_counter()
     home = config.home(cache_dir)

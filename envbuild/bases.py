@@ -66,7 +66,7 @@ def resolve_base(ref: str | None, engine: Engine, *, ensure: bool = True,
 
 
 def ensure_default_base(engine: Engine, on_log: Callable[[str], None] | None = None) -> None:
-    from .build import build_image
+    from .builder import build_image
 
     if engine.inspect_image(DEFAULT_BASE) is not None:
         return

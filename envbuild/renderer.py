@@ -23,7 +23,7 @@ from .keys import TEMPLATE_VERSION, key_of, tag_of
 
 if TYPE_CHECKING:
     from .bases import BaseImage
-    from .lock import Lock
+    from .resolver import Lock
     from .spec import Environment
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
