@@ -151,7 +151,7 @@ def lock(env, *, platform: str | None = None, python_version: str | None = None,
         index.close()
 
 
-def _base_for(env, engine: Engine, on_log=None):
+def base_for(env, engine: Engine, on_log=None):
     from .bases import resolve_base
     from .errors import BuildError
 
@@ -175,7 +175,7 @@ def render(env, *, cache_dir=None, template=None, refresh_lock: bool = False, on
     from .renderer import render as render_plan
 
     engine = Engine()
-    base = _base_for(env, engine, on_log)
+    base = base_for(env, engine, on_log)
     resolved = lock(env, python_version=base.python_version, glibc=base.glibc, cache_dir=cache_dir,
                     refresh=refresh_lock, on_progress=on_progress)
     return render_plan(env, resolved, base, template=template, installer_from=_installer_base(env, engine, on_log))
@@ -193,7 +193,7 @@ def build(env, *, cache_dir=None, template=None, refresh_lock: bool = False, reb
     index = Index(home)
     try:
         spec_key = env.key
-        base = _base_for(env, engine, on_log)
+        base = base_for(env, engine, on_log)
         requested = request_key(spec_key, base.id, _template_digest(template))
         _remember_file(index, env, env.docker.base_image, spec_key, base.ref)
         if not rebuild:
