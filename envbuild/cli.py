@@ -20,6 +20,7 @@ COMMANDS = {
     "lock": "build",
     "key": "build",
     "canonical": "build",
+    "bench": "bench",
 }
 
 
