@@ -21,6 +21,11 @@ COMMANDS = {
     "key": "build",
     "canonical": "build",
     "bench": "bench",
+    "env": "catalog",
+    "history": "catalog",
+    "diff": "catalog",
+    "run": "catalog",
+    "shell": "catalog",
 }
 
 

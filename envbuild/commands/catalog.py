@@ -1,0 +1,308 @@
+"""env create/list/show/update/delete/restore, history, diff, run, shell: the catalog and using environments.
+
+The `env` group mirrors Azure ML CLI v2 (`az ml environment ...`): same verbs, same --name/--version/--set.
+Every command that prints a result takes --json (stdout carries the result; messages go to stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from . import add_common, err
+
+
+def register(sub) -> None:
+    env = sub.add_parser("env", help="named, versioned environments (the catalog)")
+    verbs = env.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    p = verbs.add_parser("create", help="register a spec file as a new version (unchanged definition: same version)")
+    p.add_argument("--file", "-f", required=True, help="spec file (environment.yml, requirements.txt, ...) or curated:NAME")
+    p.add_argument("--name", "-n", help="environment name (default: from the file)")
+    p.add_argument("--version", "-v", help="explicit version number (default: the next one when the definition changed)")
+    p.add_argument("--description", help="description of this version")
+    p.add_argument("--tag", action="append", default=[], metavar="K=V", help="a tag (repeatable)")
+    _common(p, cmd_create)
+
+    p = verbs.add_parser("list", help="latest version of every environment, or every version of one")
+    p.add_argument("--name", "-n", help="list the versions of this environment")
+    p.add_argument("--archived", action="store_true", help="include archived (deleted) versions")
+    p.add_argument("--curated", action="store_true", help="list the curated environments shipped with envbuild")
+    _common(p, cmd_list)
+
+    p = verbs.add_parser("show", help="one version: metadata, definition, builds")
+    p.add_argument("--name", "-n", required=True)
+    p.add_argument("--version", "-v", help="version number or latest (default: latest)")
+    p.add_argument("--lock", action="store_true", help="print the lock of the latest build instead")
+    _common(p, cmd_show)
+
+    p = verbs.add_parser("update", help="change the description or tags of a version (nothing else is mutable)")
+    p.add_argument("--name", "-n", required=True)
+    p.add_argument("--version", "-v", required=True)
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", dest="assignments",
+                   help="description=TEXT or tags.NAME=VALUE (repeatable)")
+    p.add_argument("--remove", action="append", default=[], metavar="tags.NAME", help="remove a tag (repeatable)")
+    _common(p, cmd_update)
+
+    for verb, helptext in (("delete", "archive a version: hidden from list, still usable as NAME:VERSION"),
+                           ("restore", "undo delete")):
+        p = verbs.add_parser(verb, help=helptext)
+        p.add_argument("--name", "-n", required=True)
+        p.add_argument("--version", "-v", required=True)
+        _common(p, cmd_archive)
+
+    p = sub.add_parser("history", help="versions of an environment with who registered them, when, and their key")
+    p.add_argument("name")
+    _common(p, cmd_history)
+
+    p = sub.add_parser("diff", help="what changed between two environments (NAME:1 NAME:2, spec files, curated:...)")
+    p.add_argument("old")
+    p.add_argument("new")
+    _common(p, cmd_diff)
+
+    for command, helptext in (("run", "run a command in an environment (built first if needed)"),
+                              ("shell", "an interactive shell in an environment")):
+        p = sub.add_parser(command, help=helptext)
+        p.add_argument("ref", metavar="SPEC|NAME[:VERSION]", help="spec file, catalog NAME[:VERSION] or curated:NAME")
+        p.add_argument("--shm-size", default=None, help="shared memory size, e.g. 2g (default: 1g)")
+        p.add_argument("--gpus", choices=("auto", "all", "none"), default="auto",
+                       help="auto: --gpus all for GPU environments on a host with GPUs")
+        p.add_argument("--mount-at", help="where the working directory appears (default: the same path)")
+        p.add_argument("-e", "--env", action="append", default=[], metavar="K=V", help="extra variable for this run")
+        p.add_argument("-v", "--verbose", action="store_true", help="stream the build log (stderr)")
+        add_common(p)
+        if command == "run":
+            p.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ARGS...")
+        p.set_defaults(func=cmd_run, shell=command == "shell")
+
+
+def _common(parser: argparse.ArgumentParser, func) -> None:
+    add_common(parser)
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.set_defaults(func=func)
+
+
+def _print_json(value) -> None:
+    print(json.dumps(value, indent=2, sort_keys=True))
+
+
+def _pairs(items: list[str], what: str) -> dict[str, str]:
+    from ..errors import CatalogError
+
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise CatalogError(f"{what} {item!r} is not NAME=VALUE", fix=f"write it as NAME=VALUE")
+        out[name] = value
+    return out
+
+
+# -- env ----------------------------------------------------------------------------------------------------------
+
+
+def cmd_create(args) -> int:
+    from .. import catalog
+    from ..spec import Environment
+
+    env = catalog.load_curated(args.file) if catalog.is_curated(args.file) else \
+        Environment.from_file(args.file, name=args.name)
+    if args.name:
+        env.name = args.name
+    if args.version:
+        env.version = args.version
+    if args.description is not None:
+        env.description = args.description
+    env.tags.update(_pairs(args.tag, "tag"))
+    with catalog.Catalog(args.cache_dir) as cat:
+        version = cat.register(env)
+        entry = cat.entry(env.name, version)
+    if args.json:
+        _print_json(entry.to_dict())
+    else:
+        print(f"{entry.ref} {entry.key}")
+    return 0
+
+
+def cmd_list(args) -> int:
+    from .. import catalog
+
+    if args.curated:
+        rows = [{"name": name, "versions": catalog.curated_versions(name),
+                 "ref": f"curated:{name}:{catalog.curated_versions(name)[-1]}",
+                 "description": catalog.load_curated(f"curated:{name}").description}
+                for name in catalog.curated_names()]
+        if args.json:
+            _print_json(rows)
+        else:
+            for row in rows:
+                print(f"{row['ref']:<40} {row['description'] or ''}")
+        return 0
+    entries = catalog.list(args.name, include_archived=args.archived, home=args.cache_dir)
+    if args.json:
+        _print_json([e.to_dict(with_definition=False) for e in entries])
+        return 0
+    if not entries:
+        err("envbuild: the catalog is empty" if not args.name else f"envbuild: no versions of {args.name}")
+        return 0
+    print(f"{'NAME':<24} {'VERSION':>7}  {'KEY':<36}  {'CREATED':<20}  {'BY':<12} DESCRIPTION")
+    for e in entries:
+        archived = " (archived)" if e.archived else ""
+        print(f"{e.name:<24} {e.version:>7}  {e.key:<36}  {e.to_dict()['created_at']:<20}  {e.created_by:<12} "
+              f"{e.description or ''}{archived}")
+    return 0
+
+
+def cmd_show(args) -> int:
+    from .. import catalog
+
+    with catalog.Catalog(args.cache_dir) as cat:
+        entry = cat.entry(args.name, args.version)
+    if args.lock:
+        build = entry.latest_build
+        if build is None or not build.lock:
+            from ..errors import CatalogError
+
+            raise CatalogError(f"{entry.ref} has not been built yet", fix=f"`envbuild run {entry.ref} -- true` builds it")
+        sys.stdout.write(build.lock)
+        return 0
+    data = entry.to_dict()
+    if args.json:
+        _print_json(data)
+        return 0
+    import yaml
+
+    sys.stdout.write(yaml.safe_dump(data, sort_keys=False, default_flow_style=False))
+    return 0
+
+
+def cmd_update(args) -> int:
+    from .. import catalog
+    from ..errors import CatalogError
+
+    with catalog.Catalog(args.cache_dir) as cat:
+        entry = cat.entry(args.name, args.version)
+        changes: dict = {}
+        tags = dict(entry.tags)
+        for field, value in _pairs(args.assignments, "--set").items():
+            if field.startswith("tags."):
+                tags[field[len("tags."):]] = value
+            else:
+                changes[field] = value
+        for field in args.remove:
+            if not field.startswith("tags."):
+                raise CatalogError(f"--remove {field}: only tags can be removed", fix="write --remove tags.NAME")
+            tags.pop(field[len("tags."):], None)
+        if tags != entry.tags:
+            changes["tags"] = tags
+        updated = cat.update(entry.name, entry.version, **changes)
+    if args.json:
+        _print_json(updated.to_dict(with_definition=False))
+    else:
+        print(f"updated {updated.ref}: description={updated.description!r} tags={updated.tags}")
+    return 0
+
+
+def cmd_archive(args) -> int:
+    from .. import catalog
+
+    with catalog.Catalog(args.cache_dir) as cat:
+        entry = cat.delete(args.name, args.version) if args.verb == "delete" else cat.restore(args.name, args.version)
+    if args.json:
+        _print_json(entry.to_dict(with_definition=False))
+    else:
+        print(f"{'archived' if entry.archived else 'restored'} {entry.ref}")
+    return 0
+
+
+# -- history, diff ------------------------------------------------------------------------------------------------
+
+
+def cmd_history(args) -> int:
+    from .. import catalog
+
+    with catalog.Catalog(args.cache_dir) as cat:
+        entries, events = cat.history(args.name)
+    if args.json:
+        _print_json({"name": args.name, "versions": [e.to_dict(with_definition=False) for e in entries],
+                     "events": events})
+        return 0
+    print(f"{'VERSION':>7}  {'CREATED':<20}  {'BY':<12}  {'KEY':<36}  BUILDS")
+    for e in entries:
+        state = " (archived)" if e.archived else ""
+        built = ", ".join(b.image for b in e.builds) or "-"
+        print(f"{e.version:>7}  {e.to_dict()['created_at']:<20}  {e.created_by:<12}  {e.key:<36}  {built}{state}")
+    for event in events:
+        if event["action"] not in ("register", "build"):
+            print(f"  {event['at']}  {event['by']}: {event['action']} {args.name}:{event['version']} "
+                  f"{json.dumps(event['detail'], sort_keys=True) if event['detail'] else ''}".rstrip())
+    return 0
+
+
+def cmd_diff(args) -> int:
+    from .. import catalog
+
+    old, _ = catalog.resolve(args.old, home=args.cache_dir)
+    new, _ = catalog.resolve(args.new, home=args.cache_dir)
+    changes = field_changes(old.canonical(), new.canonical())
+    metadata = field_changes({"description": old.description, "tags": old.tags},
+                             {"description": new.description, "tags": new.tags})
+    if args.json:
+        _print_json({"old": args.old, "new": args.new, "old_key": old.key, "new_key": new.key,
+                     "same_key": old.key == new.key, "changes": changes, "metadata": metadata})
+        return 0
+    print(f"--- {args.old} {old.key}\n+++ {args.new} {new.key}")
+    if not changes:
+        print("same definition (same key)")
+    for change in changes + metadata:
+        print(_format_change(change))
+    return 0
+
+
+def field_changes(old, new, path: str = "") -> list[dict]:
+    """What differs between two canonical forms: per field, and per item for lists (added/removed)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for name in sorted(set(old) | set(new)):
+            out += field_changes(old.get(name), new.get(name), f"{path}.{name}" if path else name)
+        return out
+    if isinstance(old, list) and isinstance(new, list):
+        removed = [item for item in old if item not in new]
+        added = [item for item in new if item not in old]
+        if removed or added:
+            return [{"field": path, "removed": removed, "added": added}]
+        return [{"field": path, "old": old, "new": new}] if old != new else []  # same items, new order
+    return [{"field": path, "old": old, "new": new}] if old != new else []
+
+
+def _format_change(change: dict) -> str:
+    if "added" in change:
+        return "\n".join([f"{change['field']}: - {item}" for item in change["removed"]] +
+                         [f"{change['field']}: + {item}" for item in change["added"]])
+    return f"{change['field']}: {change['old']!r} -> {change['new']!r}"
+
+
+# -- run, shell ---------------------------------------------------------------------------------------------------
+
+
+def cmd_run(args) -> int:
+    from ..runner import DEFAULT_SHM_SIZE, run_ref
+
+    if args.shell:
+        command = ["sh", "-c", "command -v bash >/dev/null && exec bash || exec sh"]
+    else:
+        command = args.command[1:] if args.command[:1] == ["--"] else args.command
+        if not command:
+            from ..errors import SpecError
+
+            raise SpecError("no command to run", fix=f"write it after `--`: envbuild run {args.ref} -- python -V")
+
+    def progress(stage: str, message: str) -> None:
+        err(f"envbuild: {stage}: {message}")
+
+    result = run_ref(args.ref, command, cache_dir=args.cache_dir, shm_size=args.shm_size or DEFAULT_SHM_SIZE,
+                     gpus=args.gpus, mount_at=args.mount_at, environment=_pairs(args.env, "-e"), capture=False,
+                     interactive=True, on_progress=progress if args.verbose or args.debug else None,
+                     on_log=(lambda line: err(f"  | {line}")) if args.verbose else None)
+    return result.returncode

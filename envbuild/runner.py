@@ -1,0 +1,211 @@
+"""Run a command in an environment's image: build it if needed (through the cache), then `docker run`.
+
+The docker CLI runs the container (not the SDK) so that the command's stdin, stdout, stderr, signals and exit
+code pass straight through, exactly as if it ran on the host. The working directory is mounted into the
+container (at the same path, so absolute paths in arguments keep working; at /workspace when the host path would
+shadow the image's own system directories) and is the container's working directory. GPU environments get
+`--gpus all` when the host has GPUs and a container runtime for them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Sequence
+
+from .errors import BuildError
+
+if TYPE_CHECKING:
+    from .api import Image
+    from .spec import Environment
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SHM_SIZE = "1g"  # Docker's 64 MB default breaks PyTorch DataLoader workers and NCCL
+FALLBACK_MOUNT = "/workspace"
+# Mounting the working directory at one of these would hide the image's own files.
+_SYSTEM_DIRECTORIES = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/opt", "/proc", "/run",
+                       "/sbin", "/sys", "/usr", "/var")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a command run in an environment did. stdout/stderr are None when they went to the terminal."""
+
+    returncode: int
+    stdout: str | None
+    stderr: str | None
+    image: "Image"
+    command: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    def check(self) -> "RunResult":
+        if self.returncode != 0:
+            from .errors import EnvbuildError
+
+            raise EnvbuildError(f"command {' '.join(self.command)} exited with {self.returncode} in {self.image.image}",
+                                fix=f"read its output:\n{(self.stderr or '')[-2000:]}")
+        return self
+
+
+def is_gpu_environment(env: "Environment") -> bool:
+    return bool(env.docker.gpu or env.docker.cuda)
+
+
+def host_has_gpus(engine=None) -> bool:
+    """True when `--gpus` can work here: nvidia-smi lists a GPU and the engine has an NVIDIA runtime or hook."""
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return False
+    try:
+        listed = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    if listed.returncode != 0 or "GPU" not in listed.stdout:
+        return False
+    if shutil.which("nvidia-container-cli") or shutil.which("nvidia-container-runtime-hook"):
+        return True
+    return "nvidia" in _engine_runtimes(engine)
+
+
+def _engine_runtimes(engine=None) -> set[str]:
+    import json
+
+    from .engine import Engine
+
+    engine = engine or Engine()
+    try:
+        status, body = engine.request("GET", "/info")
+    except BuildError:
+        return set()
+    return set((json.loads(body).get("Runtimes") or {}) if status == 200 else ())
+
+
+def mount_point(workdir: Path, mount_at: str | None = None) -> str:
+    """Where the working directory appears in the container."""
+    if mount_at:
+        if not mount_at.startswith("/"):
+            from .errors import SpecError
+
+            raise SpecError(f"mount point {mount_at!r} is not an absolute path", fix="pass e.g. --mount-at /workspace")
+        return mount_at
+    path = str(workdir)
+    if path == "/" or any(path == d or path.startswith(d + "/") for d in _SYSTEM_DIRECTORIES):
+        return FALLBACK_MOUNT
+    return path
+
+
+def docker_command(image: str, command: Sequence[str], *, workdir: Path, mount_at: str | None = None,
+                   shm_size: str | None = DEFAULT_SHM_SIZE, gpus: bool = False, environment: dict | None = None,
+                   interactive: bool = False, tty: bool = False, user: str | None = None,
+                   docker: str | None = None) -> list[str]:
+    """The `docker run` command line for `command` in `image` (pure: no engine needed to compute it)."""
+    target = mount_point(workdir, mount_at)
+    cmd = [docker or docker_cli(), "run", "--rm", "--label", "org.envbuild.run=1",
+           "--mount", f"type=bind,source={workdir},target={target}", "-w", target]
+    if shm_size:
+        cmd += ["--shm-size", shm_size]
+    if gpus:
+        cmd += ["--gpus", "all"]
+    if user:
+        cmd += ["--user", user]
+    if interactive:
+        cmd.append("-i")
+    if tty:
+        cmd.append("-t")
+    for name, value in sorted((environment or {}).items()):
+        cmd += ["-e", f"{name}={value}"]
+    return cmd + [image, *command]
+
+
+def docker_cli() -> str:
+    """Any docker CLI runs containers (BuildKit is not needed here); ENVBUILD_DOCKER wins."""
+    found = os.environ.get("ENVBUILD_DOCKER") or shutil.which("docker")
+    if not found:
+        raise BuildError("no docker CLI found to run the container", fix="install docker (or set ENVBUILD_DOCKER)")
+    return found
+
+
+def host_user() -> str | None:
+    """Run as the caller (uid:gid) so files written into the mounted directory belong to them; root stays root."""
+    uid = os.getuid()
+    return None if uid == 0 else f"{uid}:{os.getgid()}"
+
+
+def run(env: "Environment", command: Sequence[str] | str, *, workdir: str | os.PathLike | None = None,
+        mount_at: str | None = None, shm_size: str | None = DEFAULT_SHM_SIZE, gpus: str = "auto",
+        environment: dict[str, str] | None = None, capture: bool = True, interactive: bool = False,
+        user: str | None = None, cache_dir=None, on_progress: Callable[[str, str], None] | None = None,
+        on_log: Callable[[str], None] | None = None, on_image: Callable[["Image"], None] | None = None) -> RunResult:
+    """Run `command` (a list, or a string for `sh -c`) in the image of `env`, building it first if needed.
+
+    capture=True returns the command's stdout/stderr as text; capture=False lets them (and stdin, with
+    interactive=True) go to the caller's terminal. gpus: "auto" (GPU environments on a GPU host), "all", "none".
+    `environment` adds variables for this run only (the environment's own are in the image already).
+    `on_image` is called with the image before the command starts (e.g. to record it in the catalog).
+    """
+    from .api import build
+
+    argv = ["sh", "-c", command] if isinstance(command, str) else [str(c) for c in command]
+    if not argv:
+        from .errors import SpecError
+
+        raise SpecError("no command to run", fix="pass the command after `--`, e.g. `envbuild run SPEC -- python -V`")
+    if gpus not in ("auto", "all", "none"):
+        from .errors import SpecError
+
+        raise SpecError(f"gpus must be auto, all or none, not {gpus!r}", fix="pass gpus='auto'")
+    image = build(env, cache_dir=cache_dir, on_progress=on_progress, on_log=on_log)
+    if on_image:
+        on_image(image)
+    use_gpus = gpus == "all" or (gpus == "auto" and is_gpu_environment(env) and host_has_gpus())
+    if gpus == "auto" and is_gpu_environment(env) and not use_gpus:
+        log.warning("%s is a GPU environment but this host has no usable GPU: running without one", env.name)
+    tty = not capture and interactive and sys.stdin.isatty() and sys.stdout.isatty()
+    cmd = docker_command(image.image, argv, workdir=Path(workdir or os.getcwd()).resolve(), mount_at=mount_at,
+                         shm_size=shm_size, gpus=use_gpus, environment=environment, interactive=interactive,
+                         tty=tty, user=user if user is not None else host_user())
+    log.debug("running %s", " ".join(cmd))
+    if capture:
+        done = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace")
+        return RunResult(done.returncode, done.stdout, done.stderr, image, tuple(argv))
+    done = subprocess.run(cmd, stdin=None if interactive else subprocess.DEVNULL)
+    return RunResult(done.returncode, None, None, image, tuple(argv))
+
+
+def run_ref(ref: str, command: Sequence[str] | str, *, cache_dir=None, **options) -> RunResult:
+    """`run` for anything that names an environment: a spec file, `curated:NAME[:VERSION]` or a catalog
+    `NAME[:VERSION]`. A catalog version records the image it ran in (and the image's lock) in its history."""
+    from . import catalog
+
+    env, entry = catalog.resolve(ref, home=cache_dir)
+    if entry is None:
+        return run(env, command, cache_dir=cache_dir, **options)
+
+    def record(image: "Image") -> None:
+        if any(b.image_id == image.id and b.build_key == image.key for b in entry.builds):
+            return
+        catalog.record_build(entry.name, entry.version, image, _lock_of(env, cache_dir), home=cache_dir)
+
+    return run(env, command, cache_dir=cache_dir, on_image=record, **options)
+
+
+def _lock_of(env: "Environment", cache_dir=None):
+    """The lock the image was built from: the same lock request as api.build makes, so a lock-cache hit."""
+    from .api import base_for, lock
+    from .engine import Engine
+
+    engine = Engine()
+    try:
+        base = base_for(env, engine)
+    finally:
+        engine.close()
+    return lock(env, python_version=base.python_version, glibc=base.glibc, cache_dir=cache_dir)
