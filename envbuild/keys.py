@@ -1,15 +1,21 @@
 """Canonical form and content keys: what makes two environments "the same".
 
-Rules (see the design notes): metadata never enters a key; order is dropped where it means nothing (packages)
-and kept where it means priority (channels, index URLs); names are canonicalized (PEP 503 for pip, lowercase for
-conda); version constraints are parsed and re-printed in one order. The key format is versioned so that a change
-of these rules invalidates old keys instead of silently reusing them.
+Rules (see the design notes): metadata never enters a key; order is dropped where it means nothing (packages,
+the constraints of one version range) and kept where it means priority (channels, index URLs); names are
+canonicalized (PEP 503 for pip, lowercase for conda); version constraints are parsed (packaging for pip, rattler's
+MatchSpec for conda) and re-printed in one spelling, merging only spellings that match exactly the same versions
+(`numpy=1.21` and `numpy 1.21.*`; `==1.0` and `==1.0.0`, equal under both PEP 440 and conda's zero padding). The
+key format is versioned so that a change of these rules invalidates old keys instead of silently reusing them.
+
+Heavy parsers (packaging.requirements, rattler, yaml) are imported inside the functions that need them: this
+module is imported on the cache-hit path.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -55,20 +61,22 @@ def canonical_form(env: "Environment") -> dict:
     return {
         "key_format": KEY_FORMAT,
         "template": TEMPLATE_VERSION,
-        "platform": docker.platform,
-        "channels": _dedupe([normalize_channel(c) for c in deps.channels]),
+        "platform": normalize_platform(docker.platform),
+        "channels": _dedupe([c for c in (normalize_channel(c) for c in deps.channels) if c != "nodefaults"]),
         "conda": sorted({canonical_conda_spec(s, deps.origins.get(s)) for s in deps.conda_packages},
                         key=_conda_sort_key),
         "pip": sorted({canonical_pip_requirement(r, deps.origins.get(r)) for r in deps.pip_packages}),
-        "pip_options": _dedupe([_canonical_pip_option(o) for o in deps.pip_options]),
+        "pip_options": _dedupe([o for o in (canonical_pip_option(o) for o in deps.pip_options) if o]),
         "user_managed": env.python.user_managed_dependencies,
-        "variables": dict(sorted(env.environment_variables.items())),
+        "variables": {str(k): str(v) for k, v in sorted(env.environment_variables.items())},
+        "lock_file": lock_file_digest(env.lock_file, docker.platform) if env.lock_file else None,
         "docker": {
-            "base_image": docker.base_image,
-            "base_dockerfile": digest(docker.base_dockerfile) if docker.base_dockerfile else None,
-            "build_context": directory_digest(docker.build_context) if docker.build_context else None,
+            "base_image": normalize_image_reference(docker.base_image) if docker.base_image else None,
+            "base_dockerfile": digest(_dockerfile_text(docker.base_dockerfile)) if docker.base_dockerfile else None,
+            "build_context": (directory_digest(docker.build_context) + ":" + docker.dockerfile_path
+                              if docker.build_context else None),
             "gpu": bool(docker.gpu or docker.cuda),
-            "cuda": docker.cuda,
+            "cuda": normalize_cuda(docker.cuda) if docker.cuda else None,
         },
     }
 
@@ -77,78 +85,246 @@ def _dedupe(items: list[str]) -> list[str]:
     return list(dict.fromkeys(items))
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# channels, platforms, images
+
+
+_ANACONDA_ORG = ("https://conda.anaconda.org/", "http://conda.anaconda.org/")
+_PLATFORM_ALIASES = {"linux/amd64": "linux-64", "linux/x86_64": "linux-64", "linux/arm64": "linux-aarch64",
+                     "linux/aarch64": "linux-aarch64", "linux/ppc64le": "linux-ppc64le", "linux/s390x": "linux-s390x"}
+
+
 def normalize_channel(channel: str) -> str:
-    return channel.strip().rstrip("/")
+    """`https://conda.anaconda.org/conda-forge/` → `conda-forge`; `/srv/chan` → `file:///srv/chan`."""
+    text = channel.strip().rstrip("/")
+    for prefix in _ANACONDA_ORG:
+        if text.startswith(prefix) and len(text) > len(prefix):
+            return text[len(prefix):]
+    if os.path.isabs(text) and "://" not in text:
+        return Path(text).as_uri()
+    return text
 
 
-def _canonical_pip_option(option: str) -> str:
-    flag, _, value = option.partition(" ")
-    return f"{flag} {value.strip().rstrip('/')}".strip()
+def normalize_platform(platform: str) -> str:
+    text = platform.strip().lower()
+    return _PLATFORM_ALIASES.get(text, text)
+
+
+def normalize_cuda(version: str) -> str:
+    """`12.1.0` and `12.1` are the same CUDA request (conda's `__cuda` pads with zeros too)."""
+    parts = str(version).strip().split(".")
+    while len(parts) > 2 and parts[-1] == "0":
+        parts.pop()
+    return ".".join(parts)
+
+
+def normalize_image_reference(reference: str) -> str:
+    """Docker's own normalization: `python` → `docker.io/library/python:latest`; a digest wins over a tag.
+
+    Only the reference is keyed here; the base image's id (its digest where it was resolved) enters the request
+    key when building (api.request_key), so a moved tag does not reuse an image built on the old one.
+    """
+    text = reference.strip()
+    name, at, image_digest = text.partition("@")
+    first, slash, rest = name.partition("/")
+    if not slash:
+        name = f"docker.io/library/{name}"
+    elif not ("." in first or ":" in first or first == "localhost"):
+        name = f"docker.io/{name}"
+    elif first == "index.docker.io":
+        name = f"docker.io/{rest}"
+    if at:
+        return f"{name.rsplit(':', 1)[0] if ':' in name.rpartition('/')[2] else name}@{image_digest.lower()}"
+    if ":" not in name.rpartition("/")[2]:
+        name += ":latest"
+    return name
+
+
+def _dockerfile_text(base_dockerfile: str) -> str:
+    # Azure ML accepts the Dockerfile's content or a path to it; key by content either way.
+    if "\n" not in base_dockerfile and Path(base_dockerfile).is_file():
+        return Path(base_dockerfile).read_text(encoding="utf-8")
+    return base_dockerfile
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# conda
 
 
 def _conda_sort_key(spec: str) -> tuple[str, str]:
-    return (spec.split("::")[-1].split(" ")[0], spec)
+    return (spec.split("::")[-1].split("[")[0].split(" ")[0], spec)
+
+
+# key="value" | key=[a, b] | key=value inside rattler's canonical `name[...]` string
+_BRACKET_FIELD = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\[[^\]]*\]|[^,\]]*)')
 
 
 def canonical_conda_spec(spec: str, origin=None) -> str:
-    """`NumPy <2,>=1.20` and `numpy >=1.20,<2` both become `numpy >=1.20,<2`."""
+    """One spelling per conda match spec.
+
+    `NumPy <2,>=1.20` and `numpy>=1.20,<2` → `numpy <2,>=1.20`; `numpy=1.21` → `numpy 1.21.*`;
+    `https://conda.anaconda.org/conda-forge::numpy` → `conda-forge::numpy`; `numpy[build=py39*]` →
+    `numpy * py39*`. Other bracket fields (build_number, subdir, md5, ...) stay in rattler's canonical order.
+    """
     from rattler import MatchSpec
 
     try:
         match = MatchSpec(spec.strip())
     except Exception as exc:  # rattler raises its own InvalidMatchSpecError
-        raise SpecError(f"invalid conda match spec {spec!r}: {exc}", where=str(origin) if origin else None,
-                        fix="write a conda match spec such as `numpy>=1.24,<2` or `conda-forge::numpy=1.26`") from None
-    text = str(match)
-    name = match.name.normalized if hasattr(match.name, "normalized") else str(match.name)
-    head, _, rest = text.partition(" ")
-    channel, _, _ = head.rpartition("::")
-    bracket = ""
-    if "[" in rest or "[" in head:
-        bracket = text[text.index("["):]
-    parts = [f"{channel}::{name.lower()}" if channel else name.lower()]
-    if match.version is not None:
-        parts.append(_sorted_constraints(str(match.version)))
-    if match.build is not None:
-        parts.append(str(match.build))
-    out = " ".join(parts)
-    if bracket and match.build is None:
-        out += bracket
+        raise SpecError(f"invalid conda match spec {spec.strip()!r}: {exc}", where=str(origin) if origin else None,
+                        fix="write a conda match spec such as `numpy>=1.24,<2`, `numpy=1.26` or "
+                            "`conda-forge::numpy 1.26.* py311*`") from None
+    if match.name is None:
+        raise SpecError(f"conda match spec {spec.strip()!r} names no package", where=str(origin) if origin else None,
+                        fix="start the spec with the package name")
+    canonical = match.to_canonical_string()
+    fields = {}
+    if "[" in canonical:
+        fields = {k: v for k, v in _BRACKET_FIELD.findall(canonical[canonical.index("["):])}
+    unquote = lambda value: value[1:-1] if value.startswith('"') else value  # noqa: E731
+    version = canonical_conda_version(unquote(fields.pop("version", '"*"')))
+    build = unquote(fields.pop("build", '""')) or None
+    channel = fields.pop("channel", None)
+    out = match.name.normalized
+    if channel:
+        out = f"{normalize_channel(unquote(channel))}::{out}"
+    if build:
+        out += f" {version} {build}"
+    elif version != "*":
+        out += f" {version}"
+    if fields:
+        out += "[" + ",".join(f"{k}={v}" for k, v in fields.items()) + "]"
     return out
 
 
-def _sorted_constraints(version: str) -> str:
-    # Only a plain AND-list is order-free; leave OR-expressions (with '|') and groupings as written.
-    if "|" in version or "(" in version:
-        return version.replace(" ", "")
-    return ",".join(sorted(p.strip() for p in version.split(",")))
+_PLAIN_VERSION_CONSTRAINT = re.compile(r"^(==|!=|>=|<=|>|<)(\d+(?:\.\d+)*)$")
+
+
+def canonical_conda_version(version: str) -> str:
+    """Sort the AND-ed constraints of each OR branch and the branches; drop padding zeros where it is exact.
+
+    conda compares `1.20` and `1.20.0` as equal, so `>=1.20.0` is `>=1.20`; globs (`1.20.0.*`) and `~=` keep
+    every component because there the number of components changes the meaning.
+    """
+    text = version.replace(" ", "")
+    if not text or "(" in text:
+        return text or "*"
+    branches = set()
+    for branch in text.split("|"):
+        constraints = {_conda_constraint(c) for c in branch.split(",") if c}
+        if constraints - {"*"}:
+            constraints.discard("*")
+        branches.add(",".join(sorted(constraints)))
+    if "*" in branches or "" in branches:
+        return "*"
+    return "|".join(sorted(branches))
+
+
+def _conda_constraint(constraint: str) -> str:
+    match = _PLAIN_VERSION_CONSTRAINT.match(constraint)
+    if not match:
+        return constraint
+    op, number = match.groups()
+    parts = number.split(".")
+    while len(parts) > 1 and int(parts[-1]) == 0:
+        parts.pop()
+    return op + ".".join(str(int(p)) for p in parts)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# pip
+
+
+# Where pip would look anyway: naming it changes nothing.
+_DEFAULT_INDEX = ("https://pypi.org/simple", "https://pypi.python.org/simple")
+
+
+def canonical_pip_option(option: str) -> str:
+    """`--index-url "https://x/simple/"` → `--index-url https://x/simple`; the default index → '' (dropped)."""
+    flag, _, value = option.partition(" ")
+    value = value.strip().strip("'\"").strip()
+    if flag in ("--index-url", "--extra-index-url", "--find-links"):
+        value = value.rstrip("/")
+        if flag == "--index-url" and value in _DEFAULT_INDEX:
+            return ""
+    return f"{flag} {value}".strip()
 
 
 def canonical_pip_requirement(requirement: str, origin=None) -> str:
-    """`Scikit_Learn[b,a]<2,>=1 ; python_version>"3"` → `scikit-learn[a,b]<2,>=1; python_version > "3"`."""
+    """One spelling per PEP 508 requirement.
+
+    `Scikit_Learn[B,a]<2.0,>=1 ; python_version>"3"` → `scikit-learn[a,b]<2,>=1; python_version > "3"`;
+    `git+https://host/x.git#egg=X` → `x @ git+https://host/x.git`.
+    """
     from packaging.requirements import InvalidRequirement, Requirement
     from packaging.utils import canonicalize_name
 
-    text = requirement.strip()
-    if re.match(r"^(git|hg|svn|bzr)\+|^https?://", text):
-        egg = re.search(r"[#&]egg=([A-Za-z0-9_.\-]+)", text)
-        name = canonicalize_name(egg.group(1)) if egg else "unnamed"
-        return f"{name} @ {text}"
+    text = _named_url_requirement(requirement.strip(), origin)
     try:
         req = Requirement(text)
     except InvalidRequirement as exc:
-        raise SpecError(f"invalid requirement {text!r}: {exc}", where=str(origin) if origin else None,
-                        fix="write a PEP 508 requirement, e.g. `numpy>=1.24,<2`") from None
+        raise SpecError(f"invalid requirement {requirement.strip()!r}: {exc}", where=str(origin) if origin else None,
+                        fix="write a PEP 508 requirement, e.g. `numpy>=1.24,<2` or `name @ https://...`") from None
     out = canonicalize_name(req.name)
     if req.extras:
-        out += "[" + ",".join(sorted(canonicalize_name(e) for e in req.extras)) + "]"
+        out += "[" + ",".join(sorted({canonicalize_name(e) for e in req.extras})) + "]"
     if req.url:
-        out += f" @ {req.url}"
+        out += f" @ {_without_egg(req.url)}"
     elif req.specifier:
-        out += ",".join(sorted(str(s) for s in req.specifier))
+        out += ",".join(sorted({_canonical_specifier(s) for s in req.specifier}))
     if req.marker:
         out += f"; {req.marker}"
     return out
+
+
+_VCS_OR_URL = re.compile(r"^(git|hg|svn|bzr)\+|^(https?|file)://")
+
+
+def _named_url_requirement(text: str, origin) -> str:
+    """pip's name-less URL forms (`git+URL#egg=name`, `https://.../name-1.0-py3-none-any.whl`) → `name @ URL`."""
+    if not _VCS_OR_URL.match(text):
+        return text
+    url, _, marker = text.partition(";")
+    url = url.strip()
+    egg = re.search(r"[#&]egg=([A-Za-z0-9_.\-]+(?:\[[^\]]*\])?)", url)
+    if egg:
+        name = egg.group(1)
+    else:
+        from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+        try:
+            name = parse_wheel_filename(url.split("#")[0].rsplit("/", 1)[-1])[0]
+        except InvalidWheelFilename:
+            raise SpecError(f"URL requirement without a package name: {text!r}", where=str(origin) if origin else None,
+                            fix="write it as `name @ URL` (PEP 508) or add `#egg=name`") from None
+    return f"{name} @ {url}" + (f"; {marker.strip()}" if marker.strip() else "")
+
+
+def _without_egg(url: str) -> str:
+    # `#egg=` only names the project, which the requirement now carries; other fragments (subdirectory) stay.
+    base, hash_sign, fragment = url.partition("#")
+    kept = [p for p in fragment.split("&") if p and not p.startswith("egg=")]
+    return base + ("#" + "&".join(kept) if kept else "")
+
+
+def _canonical_specifier(specifier) -> str:
+    """`==1.0.0` → `==1`: PEP 440 pads release segments with zeros when comparing, so both match the same set.
+
+    `~=` (its component count sets the upper bound), wildcards' prefixes and `===` (string equality) keep every
+    component.
+    """
+    from packaging.utils import canonicalize_version
+
+    op, version = specifier.operator, specifier.version
+    if op == "===":
+        return f"{op}{version}"
+    if version.endswith(".*"):
+        return f"{op}{canonicalize_version(version[:-2], strip_trailing_zero=False)}.*"
+    return f"{op}{canonicalize_version(version, strip_trailing_zero=op != '~=')}"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# files
 
 
 def directory_digest(path: str | Path) -> str:
@@ -158,6 +334,17 @@ def directory_digest(path: str | Path) -> str:
         raise SpecError(f"build context {root} is not a directory", fix="point docker.build_context at a directory")
     h = hashlib.sha256()
     for file in sorted(p for p in root.rglob("*") if p.is_file()):
-        h.update(str(file.relative_to(root)).encode() + b"\0")
+        h.update(str(file.relative_to(root).as_posix()).encode() + b"\0")
         h.update(hashlib.sha256(file.read_bytes()).digest())
     return h.hexdigest()
+
+
+def lock_file_digest(path: str | Path, platform: str) -> str:
+    """Digest of what a conda-lock file installs on `platform`: each package's manager, name, url and hash.
+
+    Comments, ordering, metadata and other platforms' packages do not change the image, so they do not count.
+    """
+    from .spec import read_lock_file
+
+    packages = read_lock_file(Path(path), platform)
+    return digest(json.dumps(packages, sort_keys=True, separators=(",", ":")))
