@@ -1,12 +1,19 @@
 """The content-addressed index: what has been built, under which key, and what it cost.
 
-One diskcache (SQLite) under the envbuild home, safe for many threads and processes. Records, by prefix:
-- ``build:<build key>``   → the image entry (reference, id, created, build seconds, size, hits, ...)
-- ``request:<request key>`` → build key  (spec key + base image id: skips lock and render on a hit)
-- ``memo:<file digest>``  → spec key     (exact bytes of a spec file seen before: skips parsing on a hit)
-- ``lock:<lock request>`` → the Lock (skips the solve)
-- ``log:<build key>``     → the build log
+One diskcache (SQLite, WAL) under the envbuild home, safe for many threads and processes. Records, by prefix:
+- ``build:<build key>``    → the image entry (see `new_entry`)
+- ``detail:<build key>``   → what `envbuild show` prints: Dockerfile, lock text, labels
+- ``log:<build key>``      → the build log
+- ``request:<request key>`` → build key  (spec key + base image id + template: skips lock and render on a hit)
+- ``memo:<file digest>``   → spec key     (exact bytes of a spec file seen before: skips parsing on a hit)
+- ``canonical:<spec key>`` → the canonical form of a spec that was built (envbuild explain)
+- ``lock:<lock request>``  → the Lock (skips the solve)
+- ``stat:<name>``          → counters: hits, misses, seconds saved (atomic increments)
 An entry is written only after its image exists: a failed or interrupted build leaves nothing behind.
+
+Identical builds in flight are merged with one lock file per build key under ``<home>/locks``. The lock is an
+fcntl lock (filelock), which the kernel releases when its process dies: a crashed builder never blocks the
+others, who then find no entry and build themselves.
 """
 
 from __future__ import annotations
@@ -16,6 +23,20 @@ from pathlib import Path
 from typing import Iterator
 
 import diskcache
+
+from .keys import tag_of
+
+STATS = ("hits", "misses", "builds", "seconds_saved", "build_seconds")
+
+
+def new_entry(*, image: str, image_id: str, name: str | None, spec_key: str, lock_key: str, base_id: str,
+              build_seconds: float | None, size: int, source: str, digest: str | None = None) -> dict:
+    """The index record of one image; `source` says how this machine got it (built, registry, engine)."""
+    from . import __version__
+
+    return {"image": image, "id": image_id, "digest": digest, "name": name, "spec_key": spec_key,
+            "lock_key": lock_key, "base_id": base_id, "created": time.time(), "build_seconds": build_seconds,
+            "size": size, "hits": 0, "last_hit": None, "source": source, "envbuild_version": __version__}
 
 
 class Index:
@@ -27,29 +48,62 @@ class Index:
     def close(self) -> None:
         self._cache.close()
 
+    def __enter__(self) -> "Index":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     # -- images --------------------------------------------------------------------------------------------------
     def get(self, build_key: str) -> dict | None:
         return self._cache.get(f"build:{build_key}")
 
-    def put(self, build_key: str, entry: dict) -> None:
-        self._cache.set(f"build:{build_key}", entry)
+    def put(self, build_key: str, entry: dict, *, log: str | None = None, detail: dict | None = None) -> None:
+        """Write an entry with its log and details in one transaction: readers see all of it or none."""
+        with self._cache.transact():
+            if log is not None:
+                self._cache.set(f"log:{build_key}", log)
+            if detail is not None:
+                self._cache.set(f"detail:{build_key}", detail)
+            self._cache.set(f"build:{build_key}", entry)
+
+    def update(self, build_key: str, **fields) -> None:
+        with self._cache.transact():
+            entry = self.get(build_key)
+            if entry is not None:
+                self._cache.set(f"build:{build_key}", {**entry, **fields})
 
     def delete(self, build_key: str) -> None:
         with self._cache.transact():
-            self._cache.delete(f"build:{build_key}")
-            self._cache.delete(f"log:{build_key}")
+            for prefix in ("build", "log", "detail"):
+                self._cache.delete(f"{prefix}:{build_key}")
             for key in list(self._cache.iterkeys()):
                 if isinstance(key, str) and key.startswith("request:") and self._cache.get(key) == build_key:
                     self._cache.delete(key)
 
-    def record_hit(self, build_key: str) -> None:
+    def record_hit(self, build_key: str) -> dict | None:
+        """Count a hit on `build_key` (entry counters and global stats); returns the updated entry."""
         with self._cache.transact():
             entry = self.get(build_key)
             if entry is None:
-                return
+                return None
             entry["hits"] = entry.get("hits", 0) + 1
             entry["last_hit"] = time.time()
-            self.put(build_key, entry)
+            self._cache.set(f"build:{build_key}", entry)
+            self._cache.incr("stat:hits")
+            self._cache.incr("stat:seconds_saved", entry.get("build_seconds") or 0.0)
+        return entry
+
+    def record_miss(self, build_seconds: float | None = None) -> None:
+        """Count a request the index could not answer; `build_seconds` when it was built here."""
+        with self._cache.transact():
+            self._cache.incr("stat:misses")
+            if build_seconds is not None:
+                self._cache.incr("stat:builds")
+                self._cache.incr("stat:build_seconds", build_seconds)
+
+    def stats(self) -> dict:
+        return {name: self._cache.get(f"stat:{name}", 0) for name in STATS}
 
     def entries(self) -> Iterator[tuple[str, dict]]:
         for key in self._cache.iterkeys():
@@ -57,6 +111,19 @@ class Index:
                 entry = self._cache.get(key)
                 if entry is not None:
                     yield key[len("build:"):], entry
+
+    def find(self, prefix: str) -> str:
+        """The one build key `prefix` names: a key or its start, its tag form, the bare hash, or the image reference."""
+        from .errors import CacheError
+
+        matches = [key for key, entry in self.entries()
+                   if entry.get("image") == prefix or key.startswith(prefix) or tag_of(key).startswith(prefix)
+                   or key.split(":", 1)[-1].startswith(prefix)]
+        if len(matches) == 1:
+            return matches[0]
+        if not matches:
+            raise CacheError(f"no cached image has key {prefix!r}", fix="`envbuild ls` lists the cached keys")
+        raise CacheError(f"key prefix {prefix!r} matches {len(matches)} images", fix="give more of the key")
 
     # -- shortcuts to a build key ------------------------------------------------------------------------------------
     def resolve_request(self, request_key: str) -> str | None:
@@ -71,7 +138,18 @@ class Index:
     def memo_put(self, memo_key: str, value: dict) -> None:
         self._cache.set(f"memo:{memo_key}", value)
 
-    # -- locks and logs --------------------------------------------------------------------------------------------
+    # -- canonical forms of built specs: what `envbuild explain` compares a missed spec with ----------------------------
+    def canonical_put(self, spec_key: str, canonical: dict) -> None:
+        self._cache.set(f"canonical:{spec_key}", canonical)
+
+    def canonicals(self) -> Iterator[tuple[str, dict]]:
+        for key in self._cache.iterkeys():
+            if isinstance(key, str) and key.startswith("canonical:"):
+                value = self._cache.get(key)
+                if value is not None:
+                    yield key[len("canonical:"):], value
+
+    # -- locks, logs, details ---------------------------------------------------------------------------------------
     def lock_get(self, lock_request: str):
         return self._cache.get(f"lock:{lock_request}")
 
@@ -83,3 +161,44 @@ class Index:
 
     def log_put(self, build_key: str, text: str) -> None:
         self._cache.set(f"log:{build_key}", text)
+
+    def detail_get(self, build_key: str) -> dict | None:
+        return self._cache.get(f"detail:{build_key}")
+
+    # -- merging identical builds in flight --------------------------------------------------------------------------
+    def build_lock(self, build_key: str):
+        """An inter-process lock for building `build_key` (released by the kernel if its holder dies)."""
+        from filelock import FileLock
+
+        directory = self.home / "locks"
+        directory.mkdir(exist_ok=True)
+        return FileLock(str(directory / f"{tag_of(build_key)}.lock"))
+
+
+def collect_garbage(index: Index, engine, *, policy: str = "lru", max_size: int | None = None,
+                    older_than: float | None = None, dry_run: bool = False) -> list[dict]:
+    """Evict cached images (image and index entry together) until the rest fits `max_size` bytes and nothing
+    is unused for more than `older_than` seconds; the order is the policy's (envbuild.policies).
+
+    Returns one record per chosen image: key, image, size, and `removed` (False on a dry run, or when the engine
+    refused because a container still uses the image: its entry is then kept, so the index never lies).
+    """
+    import urllib.parse
+
+    from .policies import choose_evictions
+
+    entries = dict(index.entries())
+    evicted = []
+    for build_key in choose_evictions(entries, policy, max_size=max_size, older_than=older_than):
+        entry = entries[build_key]
+        record = {"key": build_key, "image": entry["image"], "name": entry.get("name"), "size": entry.get("size", 0),
+                  "removed": False, "reason": None}
+        if not dry_run:
+            status, body = engine.request("DELETE", f"/images/{urllib.parse.quote(entry['image'], safe='')}")
+            if status in (200, 404):
+                index.delete(build_key)
+                record["removed"] = True
+            else:
+                record["reason"] = body.decode(errors="replace").strip()[:300]
+        evicted.append(record)
+    return evicted

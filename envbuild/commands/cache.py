@@ -1,0 +1,169 @@
+"""ls, show, stats, logs, gc: looking into the cache index and trimming it. All with --json for tools."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from . import add_common, err
+
+
+def register(sub) -> None:
+    p = sub.add_parser("ls", help="list cached images: key, name, size, built, hits, last hit")
+    _common(p)
+    p.set_defaults(func=cmd_ls)
+
+    p = sub.add_parser("show", help="a cached image: entry, labels, lock, Dockerfile, build log")
+    p.add_argument("key", help="build key (or a prefix, its tag, or the image reference)")
+    _common(p)
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("stats", help="cache hits, misses, builds and seconds saved")
+    _common(p)
+    p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser("logs", help="the build log kept with a cached image")
+    p.add_argument("key", help="build key (or a prefix, its tag, or the image reference)")
+    _common(p)
+    p.set_defaults(func=cmd_logs)
+
+    p = sub.add_parser("gc", help="remove cached images and their entries to fit a size, by policy")
+    p.add_argument("--max-size", help="keep at most this much, e.g. 50GB, 500MB, 2GiB")
+    p.add_argument("--policy", choices=("lru", "lfu", "cost"), default="lru",
+                   help="what goes first: least recently used, least often used, or cheapest to rebuild per byte")
+    p.add_argument("--older-than", help="also remove what was not used for this long, e.g. 30d, 12h")
+    p.add_argument("--dry-run", action="store_true", help="say what would be removed, remove nothing")
+    _common(p)
+    p.set_defaults(func=cmd_gc)
+
+
+def _common(p) -> None:
+    add_common(p)
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _index(args):
+    from .. import config
+    from ..cache import Index
+
+    return Index(config.home(args.cache_dir))
+
+
+def cmd_ls(args) -> int:
+    with _index(args) as index:
+        rows = sorted(({"key": key, **entry} for key, entry in index.entries()), key=lambda e: -e["created"])
+    if args.json:
+        print(json.dumps(rows, sort_keys=True))
+        return 0
+    table = [("KEY", "NAME", "SIZE", "BUILT", "HITS", "LAST HIT", "SOURCE")]
+    table += [(row["key"], row.get("name") or "-", human_size(row.get("size") or 0), ago(row["created"]),
+               str(row.get("hits", 0)), ago(row.get("last_hit")), row.get("source") or "built") for row in rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+    for row in table:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    return 0
+
+
+def cmd_show(args) -> int:
+    with _index(args) as index:
+        key = index.find(args.key)
+        shown = {"key": key, "entry": index.get(key), **(index.detail_get(key) or {}), "log": index.log_get(key)}
+    if args.json:
+        print(json.dumps(shown, sort_keys=True, default=str))
+        return 0
+    entry = shown["entry"]
+    print(f"key:      {key}\nimage:    {entry['image']}\nid:       {entry['id']}")
+    for field in ("name", "digest", "spec_key", "lock_key", "source", "envbuild_version"):
+        print(f"{field + ':':<10}{entry.get(field) or '-'}")
+    built_in = f" in {entry['build_seconds']:.1f}s" if entry.get("build_seconds") else ""
+    print(f"built:    {ago(entry['created'])}{built_in}\nsize:     {human_size(entry.get('size') or 0)}")
+    print(f"hits:     {entry.get('hits', 0)} (last {ago(entry.get('last_hit'))})")
+    for title, name in (("labels", "labels"), ("lock", "lock"), ("Dockerfile", "dockerfile"), ("build log", "log")):
+        value = shown.get(name)
+        if isinstance(value, dict):
+            value = "\n".join(f"{k}={v}" for k, v in sorted(value.items()))
+        print(f"\n--- {title} ---\n{(value or '(not recorded)').rstrip()}")
+    return 0
+
+
+def cmd_stats(args) -> int:
+    with _index(args) as index:
+        stats = index.stats()
+        entries = [entry for _, entry in index.entries()]
+    asked = stats["hits"] + stats["misses"]
+    stats.update(images=len(entries), size=sum(e.get("size") or 0 for e in entries),
+                 hit_rate=stats["hits"] / asked if asked else None)
+    if args.json:
+        print(json.dumps(stats, sort_keys=True))
+        return 0
+    rate = f"{stats['hit_rate']:.0%}" if stats["hit_rate"] is not None else "-"
+    print(f"images:        {stats['images']} ({human_size(stats['size'])})\n"
+          f"hits:          {stats['hits']}\nmisses:        {stats['misses']} ({stats['builds']} built here)\n"
+          f"hit rate:      {rate}\nbuild time:    {stats['build_seconds']:.1f}s\n"
+          f"seconds saved: {stats['seconds_saved']:.1f}s")
+    return 0
+
+
+def cmd_logs(args) -> int:
+    with _index(args) as index:
+        key = index.find(args.key)
+        text = index.log_get(key)
+    if args.json:
+        print(json.dumps({"key": key, "log": text}))
+    elif text is None:
+        err(f"envbuild: no build log for {key} (it was not built on this machine)")
+        return 1
+    else:
+        print(text)
+    return 0
+
+
+def cmd_gc(args) -> int:
+    from ..cache import collect_garbage
+    from ..engine import Engine
+    from ..errors import CacheError
+    from ..policies import parse_age, parse_size
+
+    if not args.max_size and not args.older_than:
+        raise CacheError("gc needs a limit", fix="pass --max-size (e.g. 50GB) and/or --older-than (e.g. 30d)")
+    try:
+        max_size = parse_size(args.max_size) if args.max_size else None
+        older_than = parse_age(args.older_than) if args.older_than else None
+    except ValueError as exc:
+        raise CacheError(str(exc)) from None
+    engine = Engine()
+    try:
+        with _index(args) as index:
+            evicted = collect_garbage(index, engine, policy=args.policy, max_size=max_size, older_than=older_than,
+                                      dry_run=args.dry_run)
+    finally:
+        engine.close()
+    if args.json:
+        print(json.dumps({"dry_run": args.dry_run, "policy": args.policy, "evicted": evicted}, sort_keys=True))
+        return 0
+    verb = "would remove" if args.dry_run else "removed"
+    for record in evicted:
+        state = verb if args.dry_run or record["removed"] else f"kept ({record['reason']})"
+        print(f"{state} {record['image']} ({human_size(record['size'])}, {record['name'] or '-'})")
+    freed = sum(r["size"] for r in evicted if r["removed"] or args.dry_run)
+    err(f"envbuild: gc ({args.policy}): {verb} {sum(1 for r in evicted if r['removed'] or args.dry_run)} images, "
+        f"{human_size(freed)}")
+    return 0
+
+
+def human_size(size: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1000:
+            return f"{size:.0f}{unit}" if unit == "B" else f"{size:.1f}{unit}"
+        size /= 1000
+    return f"{size:.1f}TB"
+
+
+def ago(when: float | None) -> str:
+    if not when:
+        return "never"
+    seconds = max(time.time() - when, 0)
+    for unit, length in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= length:
+            return f"{seconds / length:.0f}{unit} ago"
+    return f"{seconds:.0f}s ago"

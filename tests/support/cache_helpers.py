@@ -1,0 +1,51 @@
+"""Helpers for the cache, registry and concurrency tests: unique images, the CLI, cleaning up after a home."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+from envbuild.cache import Index
+
+
+def unique_template(directory: Path, steps: str = "") -> Path:
+    """A template giving images no other test (or earlier run) has: a label with a fresh id, then `steps`.
+
+    Tests that count builds or remove images must not meet images other tests or runs left on the shared engine.
+    """
+    path = directory / f"unique-{uuid.uuid4().hex[:12]}.Dockerfile.j2"
+    path.write_text('{% extends "environment.Dockerfile.j2" %}\n'
+                    f'{{% block user_steps %}}LABEL org.envbuild.test-run="{uuid.uuid4().hex}"\n{steps}{{% endblock %}}\n')
+    return path
+
+
+def cli(*args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+    done = subprocess.run([sys.executable, "-m", "envbuild", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})})
+    if check and done.returncode != 0:
+        raise AssertionError(f"envbuild {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+def cli_json(*args: str, env: dict | None = None):
+    return json.loads(cli(*args, "--json", env=env).stdout)
+
+
+def entries(home: Path) -> dict[str, dict]:
+    with Index(home) as index:
+        return dict(index.entries())
+
+
+def remove_images(home: Path) -> None:
+    """Remove the images a test's home indexed (they are unique to it)."""
+    if not (home / "index").exists():
+        return
+    refs = [entry["image"] for entry in entries(home).values()]
+    if refs:
+        from tests.conftest import docker
+
+        docker("rmi", "-f", *refs, check=False)

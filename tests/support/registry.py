@@ -1,0 +1,67 @@
+"""A real OCI registry for tests and benchmarks: Debian's docker-registry on 127.0.0.1, storage in a tmp dir.
+
+The engine treats 127.0.0.0/8 registries as insecure by default, so push and pull work over plain HTTP.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+from typing import Iterator
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_registry(root: Path) -> Iterator[str]:
+    """Start a registry storing under `root`; yields its address (127.0.0.1:PORT); stops it afterwards."""
+    binary = shutil.which("docker-registry")
+    if binary is None:
+        raise RuntimeError("docker-registry is not installed: apt-get install -y docker-registry")
+    root.mkdir(parents=True, exist_ok=True)
+    address = f"127.0.0.1:{_free_port()}"
+    config = root / "config.yml"
+    config.write_text(f"""\
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: {root / 'data'}
+  delete:
+    enabled: true
+http:
+  addr: {address}
+""")
+    process = subprocess.Popen([binary, "serve", str(config)], stdout=open(root / "registry.log", "wb"),
+                               stderr=subprocess.STDOUT)
+    try:
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(f"http://{address}/v2/", timeout=1) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                if process.poll() is not None:
+                    raise RuntimeError(f"docker-registry exited: {(root / 'registry.log').read_text()[-2000:]}")
+                time.sleep(0.1)
+        else:
+            raise RuntimeError(f"docker-registry did not answer on {address}")
+        yield address
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def stored_bytes(root: Path) -> int:
+    """Bytes the registry stores (blobs and manifests): what sharing layers saves shows up here."""
+    return sum(path.stat().st_size for path in (root / "data").rglob("*") if path.is_file())
