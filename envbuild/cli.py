@@ -17,20 +17,10 @@ from .errors import EnvbuildError
 COMMANDS = {
     "build": "build",
     "render": "build",
-    "lock": "build",
+    "lock": "lock",
     "key": "build",
     "canonical": "build",
-    "ls": "cache",
-    "show": "cache",
-    "stats": "cache",
-    "logs": "cache",
-    "gc": "cache",
     "bench": "bench",
-    "env": "catalog",
-    "history": "catalog",
-    "diff": "catalog",
-    "run": "catalog",
-    "shell": "catalog",
 }
 
 

@@ -1,4 +1,4 @@
-"""build, render, lock, key, canonical: the pipeline's steps from the command line."""
+"""build, render, key, canonical: the pipeline's steps from the command line."""
 
 from __future__ import annotations
 
@@ -17,10 +17,6 @@ def register(sub) -> None:
     p.add_argument("--rebuild", action="store_true", help="build even if the cache has the image")
     p.add_argument("--refresh-lock", action="store_true", help="re-solve even if the lock cache has the spec")
     p.add_argument("-q", "--quiet", action="store_true", help="do not stream the build log")
-    p.add_argument("--registry", help="shared cache HOST/REPO: pull from it instead of building, push after "
-                                      "(default: $ENVBUILD_REGISTRY)")
-    p.add_argument("--builder", choices=("buildx", "buildkit", "classic"),
-                   help="force a builder (default: buildx, else a BuildKit docker CLI, else classic; $ENVBUILD_BUILDER)")
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("render", help="print the Dockerfile envbuild would build")
@@ -28,15 +24,6 @@ def register(sub) -> None:
     add_common(p)
     p.add_argument("--template", help="a Jinja2 template extending environment.Dockerfile.j2")
     p.set_defaults(func=cmd_render)
-
-    p = sub.add_parser("lock", help="resolve an environment to a conda-lock.yml")
-    add_spec(p)
-    add_common(p)
-    p.add_argument("-o", "--output", help="write the lock here (default: stdout)")
-    p.add_argument("-p", "--platform", help="target platform (default: linux-64)")
-    p.add_argument("--python", help="Python version for pip-only environments (default: the base image's)")
-    p.add_argument("--refresh", action="store_true", help="re-solve even if the lock cache has the spec")
-    p.set_defaults(func=cmd_lock)
 
     p = sub.add_parser("key", help="print the environment's key")
     add_spec(p)
@@ -59,12 +46,17 @@ def cmd_build(args) -> int:
             _print_image(image, args.json)
             return 0
     from ..api import build
-    from .progress import BuildDisplay
 
-    with BuildDisplay(quiet=args.quiet, json_output=args.json, debug=args.debug) as display:
-        image = build(load_spec(args), cache_dir=args.cache_dir, template=args.template,
-                      refresh_lock=args.refresh_lock, rebuild=args.rebuild, registry=args.registry,
-                      builder=args.builder, on_progress=display.progress, on_log=display.log)
+    def progress(stage: str, message: str) -> None:
+        if not args.json or args.debug:
+            err(f"envbuild: {stage}: {message}")
+
+    def stream(line: str) -> None:
+        if not args.quiet:
+            err(f"  | {line}")
+
+    image = build(load_spec(args), cache_dir=args.cache_dir, template=args.template, refresh_lock=args.refresh_lock,
+                  rebuild=args.rebuild, on_progress=progress, on_log=stream)
     _print_image(image, args.json)
     return 0
 
@@ -73,9 +65,8 @@ def _print_image(image, as_json: bool) -> None:
     if as_json:
         print(json.dumps(image.to_dict(), sort_keys=True))
     else:
-        for warning in image.warnings:
-            err(f"envbuild: warning: {warning}")
-        print(f"{image.source} {image.image} ({image.id[:19]}) in {image.seconds:.2f}s")
+        state = "cached" if image.cached else "built"
+        print(f"{state} {image.image} ({image.id[:19]}) in {image.seconds:.2f}s")
 
 
 def cmd_render(args) -> int:
@@ -84,27 +75,6 @@ def cmd_render(args) -> int:
     plan = render(load_spec(args), cache_dir=args.cache_dir, template=args.template,
                   on_progress=lambda stage, message: err(f"envbuild: {stage}: {message}") if args.debug else None)
     sys.stdout.write(plan.dockerfile)
-    return 0
-
-
-def cmd_lock(args) -> int:
-    from ..api import base_for, lock
-
-    env = load_spec(args)
-    python = args.python
-    glibc = None
-    if python is None and not env.python.conda_dependencies.conda_packages:
-        from ..engine import Engine
-
-        base = base_for(env, Engine())
-        python, glibc = base.python_version, base.glibc
-    result = lock(env, platform=args.platform, python_version=python, glibc=glibc, cache_dir=args.cache_dir,
-                  refresh=args.refresh)
-    if args.output:
-        result.write(args.output)
-        err(f"envbuild: wrote {args.output} ({len(result.packages)} packages, lock {result.key})")
-    else:
-        sys.stdout.write(result.text)
     return 0
 
 

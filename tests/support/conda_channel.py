@@ -6,6 +6,11 @@ Packages (all real .conda archives made with rattler-build's assemble_package, i
 - clash 1.0: needs libgreet <1, which no channel has: unsatisfiable on purpose.
 - python 3.11.0: a stand-in interpreter package, so a noarch: python package has a python to install with.
 - greetpy 0.1 (noarch: python, needs python): a python module.
+- gpu-kernel 1.0: needs the virtual package `__cuda >=12`, so it solves only for a CUDA target.
+- libgreet 2.0, hello-tool 2.0 and python 3.11.0 for osx-arm64 too: a second platform to lock.
+
+`make_mirror_channel` builds a second channel that also has libgreet (9.0, higher than the first's) and a
+package of its own, for strict channel priority.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import os
 from pathlib import Path
 
 STAMP = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+TOOL = "#!/bin/sh\necho \"hello-tool {v} says $(cat \"$(dirname \"$0\")/../share/libgreet/greeting\")\"\n"
 
 
 def _package(out: Path, staging: Path, name: str, version: str, subdir: str, files: dict[str, str],
@@ -45,10 +51,9 @@ def make_channel(directory: str | os.PathLike) -> Path:
     staging = out.parent / f".{out.name}-staging"
     for version in ("1.0", "2.0"):
         _package(out, staging, "libgreet", version, "linux-64", {f"share/libgreet/greeting": f"hello {version}\n"})
-    tool = "#!/bin/sh\necho \"hello-tool {v} says $(cat \"$(dirname \"$0\")/../share/libgreet/greeting\")\"\n"
-    _package(out, staging, "hello-tool", "1.0", "linux-64", {"bin/hello-tool": tool.format(v="1.0")},
+    _package(out, staging, "hello-tool", "1.0", "linux-64", {"bin/hello-tool": TOOL.format(v="1.0")},
              depends=["libgreet 1.*"])
-    _package(out, staging, "hello-tool", "2.0", "linux-64", {"bin/hello-tool": tool.format(v="2.0")},
+    _package(out, staging, "hello-tool", "2.0", "linux-64", {"bin/hello-tool": TOOL.format(v="2.0")},
              depends=["libgreet >=2"])
     _package(out, staging, "clash", "1.0", "linux-64", {"share/clash/README": "never installable\n"},
              depends=["libgreet <1"])
@@ -57,6 +62,40 @@ def make_channel(directory: str | os.PathLike) -> Path:
     _package(out, staging, "greetpy", "0.1", "noarch",
              {"site-packages/greetpy/__init__.py": "GREETING = 'hello from greetpy'\n"},
              depends=["python >=3.8"], noarch="python")
+    _package(out, staging, "gpu-kernel", "1.0", "linux-64", {"share/gpu-kernel/README": "needs a GPU\n"},
+             depends=["__cuda >=12"])
+    mac = staging / "osx-arm64"
+    _package(out, mac, "libgreet", "2.0", "osx-arm64", {"share/libgreet/greeting": "hello 2.0\n"})
+    _package(out, mac, "hello-tool", "2.0", "osx-arm64", {"bin/hello-tool": TOOL.format(v="2.0")},
+             depends=["libgreet >=2"])
+    _package(out, mac, "python", "3.11.0", "osx-arm64",
+             {"bin/python3.11": "#!/bin/sh\necho stand-in python\n", "lib/python3.11/site-packages/.keep": ""})
+    (out / "noarch").mkdir(exist_ok=True)
+    asyncio.run(index_fs(out, force=True))
+    return out
+
+
+def add_package(channel: Path, name: str, version: str, depends: list[str] | None = None) -> None:
+    """Publish one more linux-64 package to an indexed channel: the others keep their upload time
+    (`indexed_timestamp`, what exclude-newer cut-offs compare), the new one is uploaded now."""
+    from rattler.index import index_fs
+
+    _package(channel, channel.parent / f".{channel.name}-staging-more", name, version, "linux-64",
+             {f"share/{name}/VERSION": f"{version}\n"}, depends=depends)
+    asyncio.run(index_fs(channel))
+
+
+def make_mirror_channel(directory: str | os.PathLike) -> Path:
+    """A second channel: libgreet 9.0 (outranked by the first channel's libgreet when that one comes first)
+    and mirror-only 1.0 (found here whatever the order)."""
+    from rattler.index import index_fs
+
+    out = Path(directory)
+    if (out / "noarch" / "repodata.json").exists():
+        return out
+    staging = out.parent / f".{out.name}-staging"
+    _package(out, staging, "libgreet", "9.0", "linux-64", {"share/libgreet/greeting": "hello 9.0\n"})
+    _package(out, staging, "mirror-only", "1.0", "linux-64", {"share/mirror-only/README": "from the mirror\n"})
     (out / "noarch").mkdir(exist_ok=True)
     asyncio.run(index_fs(out, force=True))
     return out
