@@ -4,7 +4,8 @@ Read top to bottom, `build()` is the whole story of an environment:
 1. key the spec (canonical form) and the base image (its id), and ask the index: seen → done (one engine call).
 2. lock (lock cache, else solve), render the plan, and ask the index for the plan's key: two specs that lock
    to the same packages share one image.
-3. build on the engine, then (and only then) write the index entry.
+3. under a per-key lock (identical builds in flight are merged): the engine may hold the image by its key tag,
+   the shared registry may have it (pull), else build, and then (and only then) write the index entry; push.
 Library code never prints: progress goes to `on_progress(stage, message)` and build output to `on_log(line)`.
 """
 
@@ -13,12 +14,13 @@ from __future__ import annotations
 import logging
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
 from . import config
-from .cache import Index
+from .cache import Index, new_entry
 from .engine import Engine
 from .keys import digest, key_of
 
@@ -27,18 +29,26 @@ log = logging.getLogger(__name__)
 ProgressCallback = Callable[[str, str], None]
 
 
+SOURCES = ("built", "cache", "engine", "registry", "joined")
+
+
 @dataclass(frozen=True)
 class Image:
-    """A built environment image and how it was obtained."""
+    """An environment's image and how this call obtained it (`source`, one of SOURCES):
+    built here; from the cache index; from the engine (its key tag was there without an index entry); pulled from
+    the shared registry; or joined (an identical build in flight elsewhere finished it while this call waited)."""
 
     image: str  # reference (repository:tag), tag derived from the build key
     id: str  # the engine's image id
     key: str  # build key
     spec_key: str
     lock_key: str
-    cached: bool
-    source: str  # "built" | "cache"
+    cached: bool  # False only when this call ran the build
+    source: str
     seconds: float
+    digest: str | None = None  # manifest digest in the shared registry, when pushed or pulled
+    builder: str | None = None  # buildx | buildkit | classic, when built
+    warnings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -59,7 +69,7 @@ def _template_digest(template) -> str | None:
     return digest(Path(template).read_bytes()) if template else None
 
 
-def _hit(index: Index, engine: Engine, build_key: str | None, started: float) -> Image | None:
+def _hit(index: Index, engine: Engine, build_key: str | None, started: float, source: str = "cache") -> Image | None:
     """The cached image for `build_key` if the engine still has it (one engine call), else None."""
     if not build_key:
         return None
@@ -67,11 +77,12 @@ def _hit(index: Index, engine: Engine, build_key: str | None, started: float) ->
     if entry is None:
         return None
     if engine.image_id(entry["image"]) != entry["id"]:
-        log.info("image %s of %s is gone from the engine: rebuilding", entry["image"], build_key)
+        log.info("image %s of %s is gone from the engine", entry["image"], build_key)
         return None
     index.record_hit(build_key)
     return Image(image=entry["image"], id=entry["id"], key=build_key, spec_key=entry["spec_key"],
-                 lock_key=entry["lock_key"], cached=True, source="cache", seconds=time.perf_counter() - started)
+                 lock_key=entry["lock_key"], cached=True, source=source, seconds=time.perf_counter() - started,
+                 digest=entry.get("digest"))
 
 
 def cached_build_for_file(path: str | os.PathLike, *, base_image: str | None = None, cache_dir=None,
@@ -189,60 +200,191 @@ def render(env, *, cache_dir=None, template=None, refresh_lock: bool = False, on
 
 
 def build(env, *, cache_dir=None, template=None, refresh_lock: bool = False, rebuild: bool = False,
-          on_progress: ProgressCallback | None = None, on_log: Callable[[str], None] | None = None) -> Image:
-    """Build `env` into an image, or return the image already built for an equivalent environment."""
-    from .builder import build_image
+          registry: str | None = None, builder: str | None = None, on_progress: ProgressCallback | None = None,
+          on_log: Callable[[str], None] | None = None) -> Image:
+    """Build `env` into an image, or return the image already built for an equivalent environment.
+
+    `registry` (``HOST/REPO``, default ENVBUILD_REGISTRY) is the shared cache: looked up before building, pushed
+    to after. `builder` forces buildx | buildkit | classic (default: the best one found). `rebuild` skips every
+    cache (index, engine, registry) but the engine's layer cache.
+    """
+    from .builder import find_builder
+    from .gpu import with_gpu_stack
+    from .registry import configured
     from .renderer import render as render_plan
 
+    env = with_gpu_stack(env)  # a GPU request without a CUDA version gets one before anything is keyed
     started = time.perf_counter()
-    home = config.home(cache_dir)
     engine = Engine()
-    index = Index(home)
+    index = Index(config.home(cache_dir))
+    shared = configured(registry)
     try:
-        spec_key = env.key
         base = base_for(env, engine, on_log)
-        requested = request_key(spec_key, base.id, _template_digest(template))
-        _remember_file(index, env, env.docker.base_image, spec_key, base.ref)
+        requested = request_key(env.key, base.id, _template_digest(template))
+        _remember_file(index, env, env.docker.base_image, env.key, base.ref)
         if not rebuild:
             image = _hit(index, engine, index.resolve_request(requested), started)
+            if image is None and shared is not None:
+                image = _pull(index, engine, shared, shared.request_ref(requested), None, started, on_progress, on_log)
             if image:
-                _notify(on_progress, "cache", f"hit: {image.image}")
+                index.remember_request(requested, image.key)
+                _notify(on_progress, "cache", f"{image.source}: {image.image}")
                 return image
         resolved = lock(env, python_version=base.python_version, glibc=base.glibc, cache_dir=cache_dir,
                         refresh=refresh_lock, on_progress=on_progress)
-        plan = render_plan(env, resolved, base, template=template, installer_from=_installer_base(env, engine, on_log))
-        build_key = plan.key
-        if not rebuild:
-            image = _hit(index, engine, build_key, started)
-            if image:
-                index.remember_request(requested, build_key)
-                _notify(on_progress, "cache", f"hit on the lock: {image.image}")
-                return image
-        _notify(on_progress, "build", f"building {plan.image}")
-        build_started = time.perf_counter()
-        import tempfile
-
-        with tempfile.TemporaryDirectory(prefix="envbuild-context-") as tmp:
-            context = plan.write_context(tmp)
-            ca = config.host_ca_bundle()
-            image_id, build_log = build_image(
-                context, plan.image, labels={"org.envbuild.build-key": build_key},
-                secrets={"ca": ca} if ca else None, on_log=on_log)
-        build_seconds = time.perf_counter() - build_started
-        record = engine.inspect_image(image_id) or {}
-        from . import __version__
-
-        index.log_put(build_key, build_log)
-        index.put(build_key, {
-            "image": plan.image, "id": image_id, "spec_key": spec_key, "lock_key": plan.lock_key,
-            "base_id": base.id, "created": time.time(), "build_seconds": build_seconds,
-            "size": record.get("Size", 0), "hits": 0, "last_hit": None, "name": env.name,
-            "envbuild_version": __version__,
-        })
-        index.remember_request(requested, build_key)
-        _notify(on_progress, "build", f"built {plan.image} in {build_seconds:.1f}s")
-        return Image(image=plan.image, id=image_id, key=build_key, spec_key=spec_key, lock_key=plan.lock_key,
-                     cached=False, source="built", seconds=time.perf_counter() - started)
+        chosen = find_builder(builder)
+        plan = render_plan(env, resolved, base, template=template, installer_from=_installer_base(env, engine, on_log),
+                           **({} if chosen.buildkit else {"buildkit": False}))
+        image = None if rebuild else _hit(index, engine, plan.key, started)
+        if image is None:
+            with _merged(index, plan.key, on_progress) as joined:
+                image = None if rebuild else (
+                    _hit(index, engine, plan.key, started, source="joined" if joined else "cache")
+                    or _found_on_engine(index, engine, plan, env, started)
+                    or (shared and _pull(index, engine, shared, shared.build_ref(plan.key), plan, started,
+                                         on_progress, on_log)))
+                if image is None:
+                    image = _build(index, engine, shared, plan, resolved, env, chosen, requested, started,
+                                   on_progress, on_log)
+        index.remember_request(requested, image.key)
+        index.canonical_put(env.key, env.canonical())  # for `envbuild explain`
+        if image.source != "built":
+            _notify(on_progress, "cache", f"{image.source}: {image.image}")
+        return image
     finally:
         index.close()
         engine.close()
+
+
+@contextmanager
+def _merged(index: Index, build_key: str, on_progress):
+    """Hold the build lock of `build_key`; yields whether another process held it first (we then joined it)."""
+    from filelock import Timeout
+
+    build_lock = index.build_lock(build_key)
+    try:
+        build_lock.acquire(timeout=0)
+        joined = False
+    except Timeout:
+        _notify(on_progress, "build", f"waiting for an identical build in flight ({build_key})")
+        build_lock.acquire()
+        joined = True
+    try:
+        yield joined
+    finally:
+        build_lock.release()
+
+
+def _found_on_engine(index: Index, engine: Engine, plan, env, started: float) -> Image | None:
+    """The engine already holds the plan's image (its tag, labelled with the key) though the index does not."""
+    record = engine.inspect_image(plan.image)
+    labels = ((record or {}).get("Config") or {}).get("Labels") or {}
+    if labels.get("org.envbuild.build-key") != plan.key:
+        return None
+    index.put(plan.key, new_entry(image=plan.image, image_id=record["Id"], name=env.name, spec_key=plan.spec_key,
+                                  lock_key=plan.lock_key, base_id=plan.base_id, build_seconds=None,
+                                  size=record.get("Size", 0), source="engine"),
+              detail=_detail(plan, labels))
+    index.record_miss()
+    return Image(image=plan.image, id=record["Id"], key=plan.key, spec_key=plan.spec_key, lock_key=plan.lock_key,
+                 cached=True, source="engine", seconds=time.perf_counter() - started)
+
+
+def _pull(index: Index, engine: Engine, shared, ref: str, plan, started: float, on_progress, on_log) -> Image | None:
+    """Pull `ref` from the shared registry if it is there (one manifest HEAD first), tag it locally, index it."""
+    import subprocess
+
+    from .builder import find_docker_cli
+    from .errors import CacheError
+    from .keys import tag_of
+    from .renderer import IMAGE_REPOSITORY
+
+    if not shared.has(ref.rsplit(":", 1)[1]):
+        return None
+    _notify(on_progress, "registry", f"pulling {ref}")
+    try:
+        shared.pull(ref, on_log)
+    except CacheError as exc:
+        log.warning("%s", exc)
+        return None
+    record = engine.inspect_image(ref) or {}
+    labels = (record.get("Config") or {}).get("Labels") or {}
+    build_key = labels.get("org.envbuild.build-key")
+    if not build_key or (plan is not None and build_key != plan.key):
+        log.warning("registry image %s does not carry the expected build key: ignoring it", ref)
+        return None
+    local = f"{IMAGE_REPOSITORY}:{tag_of(build_key)}"
+    docker = find_docker_cli().path
+    subprocess.run([docker, "tag", ref, local], check=True, capture_output=True)
+    subprocess.run([docker, "rmi", "--no-prune", ref], capture_output=True)
+    manifest_digest = next((d.split("@", 1)[1] for d in record.get("RepoDigests") or []
+                            if d.startswith(shared.location + "@")), None)
+    spec_key, lock_key = labels.get("org.envbuild.spec-key", ""), labels.get("org.envbuild.lock-key", "")
+    # How long the image took to build elsewhere is not known here: the cost policy treats it as cheap.
+    index.put(build_key, new_entry(image=local, image_id=record["Id"], name=None, spec_key=spec_key, lock_key=lock_key,
+                                   base_id=plan.base_id if plan else "", build_seconds=None,
+                                   size=record.get("Size", 0), source="registry", digest=manifest_digest),
+              detail=_detail(plan, labels) if plan else {"labels": labels, "registry": ref})
+    index.record_miss()
+    return Image(image=local, id=record["Id"], key=build_key, spec_key=spec_key, lock_key=lock_key, cached=True,
+                 source="registry", seconds=time.perf_counter() - started, digest=manifest_digest)
+
+
+def _build(index: Index, engine: Engine, shared, plan, resolved, env, chosen, requested: str, started: float,
+           on_progress, on_log) -> Image:
+    """Build the plan, index it only once the image exists, then push it to the shared registry."""
+    import tempfile
+
+    from .builder import build_image
+    from .errors import CacheError
+    from .keys import tag_of
+
+    warnings = (chosen.limitations,) if chosen.limitations else ()
+    for warning in warnings:
+        _notify(on_progress, "build", f"warning: {warning}")
+    name_tag = _name_tag(env.name)
+    cache_from = [shared.ref(name_tag)] if shared and name_tag and shared.has(name_tag) else []
+    _notify(on_progress, "build", f"building {plan.image} with {chosen.kind}")
+    build_started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="envbuild-context-") as tmp:
+        context = plan.write_context(tmp)
+        ca = config.host_ca_bundle()
+        image_id, build_log = build_image(
+            context, plan.image, labels={**plan.metadata_labels, "org.envbuild.build-key": plan.key},
+            secrets={"ca": ca} if ca and chosen.buildkit else None, on_log=on_log, cache_from=cache_from,
+            builder=chosen)
+    build_seconds = time.perf_counter() - build_started
+    record = engine.inspect_image(image_id) or {}
+    labels = (record.get("Config") or {}).get("Labels") or {}
+    index.put(plan.key, new_entry(image=plan.image, image_id=image_id, name=env.name, spec_key=plan.spec_key,
+                                  lock_key=plan.lock_key, base_id=plan.base_id, build_seconds=build_seconds,
+                                  size=record.get("Size", 0), source="built"),
+              log=build_log, detail=_detail(plan, labels, resolved.text))
+    index.record_miss(build_seconds)
+    _notify(on_progress, "build", f"built {plan.image} in {build_seconds:.1f}s")
+    pushed = None
+    if shared is not None:
+        _notify(on_progress, "registry", f"pushing {shared.build_ref(plan.key)}")
+        try:
+            pushed = shared.push(plan.image, [tag_of(plan.key), "req-" + tag_of(requested)]
+                                 + ([name_tag] if name_tag else []), on_log)
+            index.update(plan.key, digest=pushed)
+        except CacheError as exc:
+            warnings += (f"not shared: {exc.what}",)
+            _notify(on_progress, "registry", f"warning: push failed, the image stays local: {exc.what}")
+    return Image(image=plan.image, id=image_id, key=plan.key, spec_key=plan.spec_key, lock_key=plan.lock_key,
+                 cached=False, source="built", seconds=time.perf_counter() - started, digest=pushed,
+                 builder=chosen.kind, warnings=warnings)
+
+
+def _detail(plan, labels: dict, lock_text: str | None = None) -> dict:
+    """What `envbuild show` prints, kept at build time: the image may be gone (or remote) when asked."""
+    return {"dockerfile": plan.dockerfile, "lock": lock_text, "labels": labels}
+
+
+def _name_tag(name: str | None) -> str | None:
+    """A registry tag for the latest image of a named environment: the layer cache a new version starts from."""
+    import re
+
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "-", name or "").strip(".-")[:100]
+    return f"name-{cleaned}" if cleaned else None

@@ -20,7 +20,17 @@ COMMANDS = {
     "lock": "lock",
     "key": "build",
     "canonical": "build",
+    "ls": "cache",
+    "show": "cache",
+    "stats": "cache",
+    "logs": "cache",
+    "gc": "cache",
     "bench": "bench",
+    "env": "catalog",
+    "history": "catalog",
+    "diff": "catalog",
+    "run": "catalog",
+    "shell": "catalog",
 }
 
 

@@ -17,6 +17,10 @@ def register(sub) -> None:
     p.add_argument("--rebuild", action="store_true", help="build even if the cache has the image")
     p.add_argument("--refresh-lock", action="store_true", help="re-solve even if the lock cache has the spec")
     p.add_argument("-q", "--quiet", action="store_true", help="do not stream the build log")
+    p.add_argument("--registry", help="shared cache HOST/REPO: pull from it instead of building, push after "
+                                      "(default: $ENVBUILD_REGISTRY)")
+    p.add_argument("--builder", choices=("buildx", "buildkit", "classic"),
+                   help="force a builder (default: buildx, else a BuildKit docker CLI, else classic; $ENVBUILD_BUILDER)")
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("render", help="print the Dockerfile envbuild would build")
@@ -46,17 +50,12 @@ def cmd_build(args) -> int:
             _print_image(image, args.json)
             return 0
     from ..api import build
+    from .progress import BuildDisplay
 
-    def progress(stage: str, message: str) -> None:
-        if not args.json or args.debug:
-            err(f"envbuild: {stage}: {message}")
-
-    def stream(line: str) -> None:
-        if not args.quiet:
-            err(f"  | {line}")
-
-    image = build(load_spec(args), cache_dir=args.cache_dir, template=args.template, refresh_lock=args.refresh_lock,
-                  rebuild=args.rebuild, on_progress=progress, on_log=stream)
+    with BuildDisplay(quiet=args.quiet, json_output=args.json, debug=args.debug) as display:
+        image = build(load_spec(args), cache_dir=args.cache_dir, template=args.template,
+                      refresh_lock=args.refresh_lock, rebuild=args.rebuild, registry=args.registry,
+                      builder=args.builder, on_progress=display.progress, on_log=display.log)
     _print_image(image, args.json)
     return 0
 
@@ -65,8 +64,9 @@ def _print_image(image, as_json: bool) -> None:
     if as_json:
         print(json.dumps(image.to_dict(), sort_keys=True))
     else:
-        state = "cached" if image.cached else "built"
-        print(f"{state} {image.image} ({image.id[:19]}) in {image.seconds:.2f}s")
+        for warning in image.warnings:
+            err(f"envbuild: warning: {warning}")
+        print(f"{image.source} {image.image} ({image.id[:19]}) in {image.seconds:.2f}s")
 
 
 def cmd_render(args) -> int:
