@@ -170,13 +170,11 @@ def lock(env, *, platform: str | None = None, platforms: list[str] | None = None
 
 
 def base_for(env, engine: Engine, on_log=None):
-    from .bases import resolve_base
-    from .errors import BuildError
+    """The base `env` starts from: its user Dockerfile/context built as given, the image it names, envbuild's GPU
+    base for its stack, or the default base (see bases.base_for_env)."""
+    from .bases import base_for_env
 
-    base = resolve_base(env.docker.base_image, engine, on_log=on_log)
-    if base is None:
-        raise BuildError(f"base image {env.docker.base_image} not found", fix="build, load or pull it first")
-    return base
+    return base_for_env(env, engine, on_log=on_log)
 
 
 def _installer_base(env, engine: Engine, on_log=None) -> str | None:
@@ -188,15 +186,26 @@ def _installer_base(env, engine: Engine, on_log=None) -> str | None:
     return resolve_base(DEFAULT_BASE, engine, on_log=on_log).from_ref
 
 
-def render(env, *, cache_dir=None, template=None, refresh_lock: bool = False, on_progress=None, on_log=None):
-    """The BuildPlan for `env` on its base image (locks first, from the lock cache when it can)."""
+def render(env, *, cache_dir=None, template=None, refresh_lock: bool = False, gpu: bool | None = None,
+           cuda: str | None = None, buildkit: bool = True, on_progress=None, on_log=None):
+    """The BuildPlan for `env` on its base image (locks first, from the lock cache when it can).
+
+    `gpu`/`cuda` ask for a GPU stack (see envbuild.gpu); `buildkit=False` renders for the classic builder.
+    """
+    from .gpu import with_gpu_stack
     from .renderer import render as render_plan
 
+    if gpu is not None or cuda is not None:
+        env = env.copy()
+        env.docker.gpu = bool(gpu) or cuda is not None
+        env.docker.cuda = cuda or env.docker.cuda
+    env = with_gpu_stack(env)
     engine = Engine()
     base = base_for(env, engine, on_log)
     resolved = lock(env, python_version=base.python_version, glibc=base.glibc, cache_dir=cache_dir,
                     refresh=refresh_lock, on_progress=on_progress)
-    return render_plan(env, resolved, base, template=template, installer_from=_installer_base(env, engine, on_log))
+    return render_plan(env, resolved, base, template=template, installer_from=_installer_base(env, engine, on_log),
+                       buildkit=buildkit)
 
 
 def build(env, *, cache_dir=None, template=None, refresh_lock: bool = False, rebuild: bool = False,

@@ -16,7 +16,8 @@ from .errors import EnvbuildError
 # command → module in envbuild.commands that registers it. Add new commands here.
 COMMANDS = {
     "build": "build",
-    "render": "build",
+    "render": "render",
+    "base": "render",
     "lock": "lock",
     "key": "build",
     "canonical": "build",

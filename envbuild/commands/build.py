@@ -1,4 +1,4 @@
-"""build, render, key, canonical: the pipeline's steps from the command line."""
+"""build, key, canonical: the pipeline's steps from the command line."""
 
 from __future__ import annotations
 
@@ -22,12 +22,6 @@ def register(sub) -> None:
     p.add_argument("--builder", choices=("buildx", "buildkit", "classic"),
                    help="force a builder (default: buildx, else a BuildKit docker CLI, else classic; $ENVBUILD_BUILDER)")
     p.set_defaults(func=cmd_build)
-
-    p = sub.add_parser("render", help="print the Dockerfile envbuild would build")
-    add_spec(p)
-    add_common(p)
-    p.add_argument("--template", help="a Jinja2 template extending environment.Dockerfile.j2")
-    p.set_defaults(func=cmd_render)
 
     p = sub.add_parser("key", help="print the environment's key")
     add_spec(p)
@@ -67,15 +61,6 @@ def _print_image(image, as_json: bool) -> None:
         for warning in image.warnings:
             err(f"envbuild: warning: {warning}")
         print(f"{image.source} {image.image} ({image.id[:19]}) in {image.seconds:.2f}s")
-
-
-def cmd_render(args) -> int:
-    from ..api import render
-
-    plan = render(load_spec(args), cache_dir=args.cache_dir, template=args.template,
-                  on_progress=lambda stage, message: err(f"envbuild: {stage}: {message}") if args.debug else None)
-    sys.stdout.write(plan.dockerfile)
-    return 0
 
 
 def cmd_key(args) -> int:

@@ -1,0 +1,302 @@
+"""The catalog on a real SQLite file: versions, immutability, archive, audit, concurrency, curated environments.
+
+No engine needed: registering and reading definitions never builds.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from envbuild import catalog
+from envbuild.catalog import Catalog
+from envbuild.errors import CatalogError
+from envbuild.spec import Environment
+from tests.conftest import write
+
+
+def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    done = subprocess.run([sys.executable, "-m", "envbuild", *args], capture_output=True, text=True)
+    if check and done.returncode != 0:
+        raise AssertionError(f"envbuild {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+def pip_env(name: str, *requirements: str, **variables: str) -> Environment:
+    env = Environment(name=name)
+    for requirement in requirements:
+        env.python.conda_dependencies.add_pip_package(requirement)
+    env.environment_variables.update(variables)
+    return env
+
+
+def rich_env() -> Environment:
+    """Every section filled in: what a catalog round trip must keep."""
+    env = Environment(name="rich", description="all sections", tags={"team": "vision", "stage": "dev"})
+    deps = env.python.conda_dependencies
+    for channel in ("conda-forge", "defaults"):
+        deps.add_channel(channel)
+    deps.add_conda_package("python=3.11")
+    deps.add_conda_package("numpy>=1.24,<2")
+    deps.add_pip_package("six>=1.16")
+    deps.pip_options.append("--extra-index-url https://example.invalid/simple")
+    env.python.interpreter_path = "/opt/env/bin/python"
+    env.environment_variables.update({"OMP_NUM_THREADS": "4", "EMPTY": ""})
+    env.docker.base_image = "envbuild/python:3.11-bookworm"
+    env.docker.gpu = True
+    env.docker.cuda = "12.1"
+    return env
+
+
+def test_unchanged_definition_keeps_its_version_and_a_changed_one_gets_the_next(home, tmp_path):
+    first = write(tmp_path / "a" / "requirements.txt", "six>=1.16,<2\nidna\n")
+    # Reordered, recased, respelled, commented: the same environment, so the same version.
+    same = write(tmp_path / "b" / "requirements.txt", "# same thing\nIDNA\nSix <2, >=1.16\n")
+    changed = write(tmp_path / "c" / "requirements.txt", "six>=1.16,<2\nidna\npackaging\n")
+
+    assert catalog.register(Environment.from_file(first, name="web")) == 1
+    assert catalog.register(Environment.from_file(same, name="web")) == 1
+    assert catalog.register(Environment.from_file(changed, name="web")) == 2
+    # Back to the first definition: a new version (the latest is what changed), not a rewrite of history.
+    assert catalog.register(Environment.from_file(first, name="web")) == 3
+    assert [e.version for e in catalog.list("web")] == [3, 2, 1]
+    assert catalog.get("web", 1).key == catalog.get("web", 3).key != catalog.get("web", 2).key
+
+
+def test_metadata_alone_is_not_a_new_version(home):
+    env = pip_env("meta", "six")
+    assert catalog.register(env) == 1
+    env.description, env.tags = "now described", {"k": "v"}
+    assert catalog.register(env) == 1
+    assert catalog.get("meta").description is None  # metadata changes go through update, not register
+
+
+def test_get_returns_an_environment_equal_to_the_registered_one(home):
+    env = rich_env()
+    version = catalog.register(env)
+    expected = env.copy()
+    expected.version = str(version)
+    for ref in (version, str(version), "latest", None):
+        got = catalog.get("rich", ref)
+        assert got == expected
+        assert got.key == env.key
+    assert catalog.from_dict(json.loads(json.dumps(catalog.to_dict(env)))) == env
+
+
+def test_explicit_versions_are_immutable(home):
+    env = pip_env("pinned", "six")
+    env.version = "5"
+    assert catalog.register(env) == 5
+    assert catalog.register(env) == 5
+    changed = pip_env("pinned", "six", "idna")
+    changed.version = "5"
+    with pytest.raises(CatalogError, match="already exists with a different definition"):
+        catalog.register(changed)
+    changed.version = None
+    assert catalog.register(changed) == 6
+
+
+def test_update_changes_only_description_and_tags(home):
+    catalog.register(pip_env("upd", "six"))
+    key = catalog.get("upd", 1).key
+    entry = catalog.update("upd", 1, description="This is an updated description.", tags={"owner": "ml"})
+    assert (entry.description, entry.tags) == ("This is an updated description.", {"owner": "ml"})
+    got = catalog.get("upd", 1)
+    assert (got.description, got.tags, got.key) == ("This is an updated description.", {"owner": "ml"}, key)
+
+    for field, value in (("environment_variables", {"A": "1"}), ("python", None), ("name", "other"),
+                         ("version", "2"), ("docker", None)):
+        with pytest.raises(CatalogError, match="only description and tags are mutable") as raised:
+            catalog.update("upd", 1, **{field: value})
+        assert "new version" in raised.value.fix
+    assert catalog.get("upd", 1) == got
+
+
+def test_delete_archives_hidden_from_list_but_exact_version_still_resolves(home):
+    catalog.register(pip_env("arch", "six"))
+    catalog.register(pip_env("arch", "six", "idna"))
+    catalog.delete("arch", 2)
+    assert [e.version for e in catalog.list("arch")] == [1]
+    assert [(e.name, e.version) for e in catalog.list()] == [("arch", 1)]
+    assert catalog.get("arch").version == "1"  # latest skips the archived version
+    assert catalog.get("arch", 2).python.conda_dependencies.pip_packages == ["six", "idna"]
+    assert [e.version for e in catalog.list("arch", include_archived=True)] == [2, 1]
+    catalog.delete("arch", 1)
+    assert catalog.list() == []
+    with pytest.raises(CatalogError, match="no environment named 'arch'"):
+        catalog.get("arch")
+    with Catalog() as cat:
+        cat.restore("arch", 2)
+    assert catalog.get("arch").version == "2"
+
+
+def test_history_records_who_when_key_and_every_action(home, monkeypatch):
+    monkeypatch.setenv("ENVBUILD_USER", "alice")
+    catalog.register(pip_env("audit", "six"))
+    monkeypatch.setenv("ENVBUILD_USER", "bob")
+    catalog.register(pip_env("audit", "six", "idna"))
+    catalog.update("audit", 1, description="old")
+    catalog.delete("audit", 1)
+    with Catalog() as cat:
+        entries, events = cat.history("audit")
+    assert [(e.version, e.created_by, e.archived) for e in entries] == [(1, "alice", True), (2, "bob", False)]
+    assert entries[0].key == pip_env("x", "six").key and entries[0].created_at <= entries[1].created_at
+    assert [(e["version"], e["action"], e["by"]) for e in events] == [
+        (1, "register", "alice"), (2, "register", "bob"), (1, "update", "bob"), (1, "archive", "bob")]
+
+
+def test_unknown_names_versions_and_bad_references_are_catalog_errors(home):
+    catalog.register(pip_env("known", "six"))
+    with pytest.raises(CatalogError, match="no version 7 of environment 'known'"):
+        catalog.get("known", 7)
+    with pytest.raises(CatalogError, match="invalid version"):
+        catalog.get("known", "seven")
+    with pytest.raises(CatalogError, match="invalid environment name"):
+        catalog.register(pip_env("has space", "six"))
+    assert catalog.parse_ref("known:3") == ("known", 3)
+    assert catalog.parse_ref("known@latest") == ("known", None)
+    assert catalog.parse_ref("known") == ("known", None)
+
+
+_REGISTER_MANY = textwrap.dedent("""\
+    import json, sys
+    from envbuild import catalog
+    from envbuild.spec import Environment
+    worker, count = int(sys.argv[1]), int(sys.argv[2])
+    sys.stdin.readline()  # start together
+    out = []
+    for i in range(count):
+        env = Environment(name="shared")
+        env.python.conda_dependencies.add_pip_package(f"pkg-{worker}-{i}")
+        out.append([f"pkg-{worker}-{i}", catalog.register(env)])
+        same = Environment(name="same")
+        same.python.conda_dependencies.add_pip_package("six")
+        out.append(["six", catalog.register(same)])
+    print(json.dumps(out))
+""")
+
+
+def test_concurrent_registration_from_processes_gives_consecutive_distinct_versions(home, tmp_path):
+    script = write(tmp_path / "register_many.py", _REGISTER_MANY)
+    workers, count = 4, 8
+    procs = [subprocess.Popen([sys.executable, str(script), str(w), str(count)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for w in range(workers)]
+    for proc in procs:
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    results = []
+    for proc in procs:
+        out, errors = proc.communicate(timeout=120)
+        assert proc.returncode == 0, errors
+        results += json.loads(out)
+    shared = {package: version for package, version in results if package != "six"}
+    assert sorted(shared.values()) == list(range(1, workers * count + 1))
+    for package, version in shared.items():
+        assert catalog.get("shared", version).python.conda_dependencies.pip_packages == [package]
+    # The same definition registered by every process at once: one version, returned to all.
+    assert {version for package, version in results if package == "six"} == {1}
+    assert [e.version for e in catalog.list("same")] == [1]
+
+
+def test_cli_mirrors_az_ml_environment(home, tmp_path):
+    spec = write(tmp_path / "environment.yml", """\
+name: docker-image-example
+dependencies:
+  - pip:
+    - six>=1.16
+variables:
+  GREETING: hello
+""")
+    created = json.loads(cli("env", "create", "--file", str(spec), "--name", "docker-image-example",
+                             "--description", "first", "--tag", "team=ml", "--json").stdout)
+    assert (created["name"], created["version"], created["tags"]) == ("docker-image-example", 1, {"team": "ml"})
+    assert cli("env", "create", "--file", str(spec), "--name", "docker-image-example").stdout.startswith(
+        "docker-image-example:1 ")
+
+    listed = json.loads(cli("env", "list", "--json").stdout)
+    assert [(e["name"], e["version"]) for e in listed] == [("docker-image-example", 1)]
+    shown = json.loads(cli("env", "show", "--name", "docker-image-example", "--version", "1", "--json").stdout)
+    assert shown["definition"]["environment_variables"] == {"GREETING": "hello"}
+    assert shown["key"] == created["key"]
+
+    updated = json.loads(cli("env", "update", "--name", "docker-image-example", "--version", "1", "--set",
+                             "description=This is an updated description.", "--set", "tags.stage=prod",
+                             "--json").stdout)
+    assert updated["description"] == "This is an updated description."
+    assert updated["tags"] == {"team": "ml", "stage": "prod"}
+    refused = cli("env", "update", "--name", "docker-image-example", "--version", "1", "--set", "image=other:1",
+                  check=False)
+    assert refused.returncode == CatalogError.exit_code
+    assert "only description and tags are mutable" in refused.stderr and "Traceback" not in refused.stderr
+
+    write(spec, spec.read_text().replace("hello", "bonjour"))
+    assert cli("env", "create", "--file", str(spec), "--name", "docker-image-example").stdout.startswith(
+        "docker-image-example:2 ")
+    diff = json.loads(cli("diff", "docker-image-example:1", "docker-image-example:2", "--json").stdout)
+    assert not diff["same_key"]
+    assert {"field": "variables.GREETING", "old": "hello", "new": "bonjour"} in diff["changes"]
+    assert "GREETING" in cli("diff", "docker-image-example:1", "docker-image-example:2").stdout
+
+    cli("env", "delete", "--name", "docker-image-example", "--version", "2")
+    assert [e["version"] for e in json.loads(cli("env", "list", "--name", "docker-image-example",
+                                                 "--json").stdout)] == [1]
+    history = json.loads(cli("history", "docker-image-example", "--json").stdout)
+    assert [(v["version"], v["archived"]) for v in history["versions"]] == [(1, False), (2, True)]
+    assert all(v["created_by"] and v["created_at"] and v["key"].startswith("v1:") for v in history["versions"])
+    assert "docker-image-example" not in cli("history", "nothing-here", check=False).stdout
+
+
+# -- curated environments -------------------------------------------------------------------------------------
+
+
+def test_curated_references_resolve_and_ship_a_dockerfile():
+    names = catalog.curated_names()
+    assert {"python-minimal", "sklearn", "pytorch-cpu", "pytorch-gpu"} <= set(names)
+    for name in names:
+        latest = catalog.load_curated(f"curated:{name}@latest")
+        versions = catalog.curated_versions(name)
+        assert latest == catalog.load_curated(f"curated:{name}:{versions[-1]}") == catalog.load_curated(
+            f"curated:{name}")
+        assert (latest.name, latest.version) == (name, str(versions[-1]))
+        assert latest.description
+        folder = catalog.curated_path(f"curated:{name}")
+        assert (folder / "Dockerfile").read_text().startswith("#")
+    gpu = catalog.load_curated("curated:pytorch-gpu@latest")
+    assert gpu.docker.gpu and gpu.docker.cuda
+    with pytest.raises(CatalogError, match="no curated environment named 'nope'"):
+        catalog.load_curated("curated:nope:1")
+    with pytest.raises(CatalogError, match="has no version 99"):
+        catalog.load_curated("curated:python-minimal:99")
+
+
+def test_curated_environment_registers_and_diffs_like_any_spec(home):
+    assert json.loads(cli("env", "create", "--file", "curated:sklearn@latest", "--json").stdout)["version"] == 1
+    assert catalog.get("sklearn") == catalog.load_curated("curated:sklearn@latest")
+    assert "same definition" in cli("diff", "curated:sklearn@latest", "sklearn:1").stdout
+    listed = json.loads(cli("env", "list", "--curated", "--json").stdout)
+    assert "curated:python-minimal:1" in {row["ref"] for row in listed}
+
+
+def test_curated_files_ship_as_package_data(tmp_path):
+    """setuptools' build_py (what a wheel is made of) on a copy of the project picks up every curated file."""
+    import shutil
+    from pathlib import Path
+
+    root = Path(catalog.__file__).resolve().parents[1]
+    project = tmp_path / "project"
+    shutil.copytree(root / "envbuild", project / "envbuild", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(root / name, project / name)
+    done = subprocess.run([sys.executable, "-c", "from setuptools import setup; setup()", "-q", "build_py",
+                           "--build-lib", str(tmp_path / "lib")], cwd=project, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    shipped = tmp_path / "lib" / "envbuild" / "curated"
+    for name in catalog.curated_names():
+        for version in catalog.curated_versions(name):
+            for file in (catalog.CURATED_SPEC, "Dockerfile"):
+                assert (shipped / name / str(version) / file).read_bytes() == \
+                    (catalog.CURATED / name / str(version) / file).read_bytes()
