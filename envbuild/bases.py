@@ -3,6 +3,12 @@
 The default base is envbuild's own `envbuild/python:3.11-bookworm`, built from dockerfiles/python.Dockerfile on
 top of a Debian bookworm root image. The root comes from a registry (`debian:bookworm-slim`) where one is
 reachable, else it is made locally with debootstrap, so the default works offline too.
+
+envbuild's other bases are built from dockerfiles/ the same way, by `build_base` (`envbuild base build`):
+CPU + OpenMPI (cpu.Dockerfile), GPU from PyPI wheels (gpu.Dockerfile) or from the vendor's CUDA image
+(gpu-vendor.Dockerfile). Their tags name every version they contain, so a tag is built once per engine; keys use
+the image id, never the tag. A user's own Dockerfile or build context is built the same way into a tag derived
+from its content, and the managed environment is then rendered on top of it (`base_for_env`).
 """
 
 from __future__ import annotations
@@ -14,10 +20,15 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from .engine import Engine
-from .errors import BuildError
+from .errors import BuildError, SpecError
+from .keys import digest, key_of, tag_of
+
+if TYPE_CHECKING:
+    from .gpu import GpuStack
+    from .spec import Environment
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +36,9 @@ DEFAULT_BASE = "envbuild/python:3.11-bookworm"
 ROOT_IMAGE = "envbuild/debian:bookworm"
 UPSTREAM_ROOT = "debian:bookworm-slim"
 DOCKERFILES = Path(__file__).resolve().parent / "dockerfiles"
+CPU_MPI_BASE = "envbuild/cpu:openmpi-bookworm"
+GPU_REPOSITORY = "envbuild/gpu"
+USER_BASE_REPOSITORY = "envbuild/user-base"
 
 
 @dataclass(frozen=True)
@@ -125,3 +139,99 @@ def _probe_python(ref: str) -> str | None:
         capture_output=True, text=True)
     version = done.stdout.strip()
     return version or None
+
+
+def gpu_base_tag(stack: "GpuStack", source: str = "pypi") -> str:
+    """The tag of envbuild's GPU base for `stack`: every version in it, so one tag is one content."""
+    if source == "vendor":
+        return f"{GPU_REPOSITORY}:vendor-cuda{stack.cuda}-nccl{stack.nccl}"
+    return f"{GPU_REPOSITORY}:cuda{stack.cuda_runtime}-cudnn{stack.cudnn}-nccl{stack.nccl}-bookworm"
+
+
+def build_base(kind: str, engine: Engine, *, stack: "GpuStack | None" = None, source: str = "pypi",
+               rebuild: bool = False, on_log: Callable[[str], None] | None = None) -> BaseImage:
+    """Build (once) one of envbuild's bases from dockerfiles/: kind "cpu" (Debian + OpenMPI) or "gpu"."""
+    from .builder import build_image
+    from .config import host_ca_bundle
+
+    if kind == "cpu":
+        tag, dockerfile, args = CPU_MPI_BASE, "cpu.Dockerfile", {"ROOT": ROOT_IMAGE}
+    elif kind == "gpu":
+        if stack is None:
+            from .gpu import stack_for_cuda
+
+            stack = stack_for_cuda(None)
+        tag = gpu_base_tag(stack, source)
+        if source == "vendor":
+            dockerfile, args = "gpu-vendor.Dockerfile", {"CUDA_IMAGE": stack.vendor_image}
+        else:
+            dockerfile, args = "gpu.Dockerfile", {"ROOT": ROOT_IMAGE, **stack.build_args()}
+    else:
+        raise SpecError(f"unknown base kind {kind!r}", fix="use cpu or gpu")
+    if rebuild or engine.inspect_image(tag) is None:
+        if source != "vendor":
+            ensure_root_image(engine)
+        log.info("building base image %s from %s", tag, dockerfile)
+        ca = host_ca_bundle()
+        build_image(DOCKERFILES, tag, dockerfile=dockerfile, build_args=args, secrets={"ca": ca} if ca else None,
+                    on_log=on_log)
+    return resolve_base(tag, engine, ensure=False)
+
+
+def build_user_base(env: "Environment", engine: Engine, *,
+                    on_log: Callable[[str], None] | None = None) -> BaseImage:
+    """The image of the user's own Dockerfile (docker.base_dockerfile: its text, or a path to it) or build context
+    (a directory holding docker.dockerfile_path), built as given, once: its tag is derived from the Dockerfile and
+    every file of the context, so an edit builds a new one and anything else reuses it.
+    """
+    import tempfile
+
+    from .builder import build_image
+    from .config import host_ca_bundle
+    from .keys import directory_digest
+
+    docker = env.docker
+    if docker.build_context is not None:
+        context = Path(docker.build_context)
+        content = {"context": directory_digest(context), "dockerfile": docker.dockerfile_path}
+        if not (context / docker.dockerfile_path).is_file():
+            raise SpecError(f"build context {context} has no {docker.dockerfile_path}",
+                            fix="put the Dockerfile in the build context, or set docker.dockerfile_path")
+    else:
+        text = docker.base_dockerfile
+        if "\n" not in text and Path(text).is_file():  # Azure ML takes the text or a path to it
+            text = Path(text).read_text(encoding="utf-8")
+        content = {"dockerfile": digest(text)}
+    tag = f"{USER_BASE_REPOSITORY}:{tag_of(key_of(content))}"
+    if engine.inspect_image(tag) is None:
+        ca = host_ca_bundle()
+        secrets = {"ca": ca} if ca else None
+        log.info("building the user's base image %s", tag)
+        if docker.build_context is not None:
+            build_image(context, tag, dockerfile=docker.dockerfile_path, secrets=secrets, on_log=on_log)
+        else:
+            with tempfile.TemporaryDirectory(prefix="envbuild-user-base-") as tmp:
+                Path(tmp, "Dockerfile").write_text(text, encoding="utf-8")
+                build_image(Path(tmp), tag, secrets=secrets, on_log=on_log)
+    return resolve_base(tag, engine, ensure=False)
+
+
+def base_for_env(env: "Environment", engine: Engine, *,
+                 on_log: Callable[[str], None] | None = None) -> BaseImage:
+    """The base image `env` starts from: the user's Dockerfile/context built as given, the image it names,
+    envbuild's GPU base for its stack (built once when missing), or the default base."""
+    docker = env.docker
+    if docker.base_dockerfile is not None or docker.build_context is not None:
+        return build_user_base(env, engine, on_log=on_log)
+    if docker.base_image is None:
+        from .gpu import select_stack, source_of
+
+        stack = select_stack(env)
+        if stack is not None:
+            if source_of(env) == "conda":
+                return build_base("cpu", engine, on_log=on_log)
+            return build_base("gpu", engine, stack=stack, on_log=on_log)
+    base = resolve_base(docker.base_image, engine, on_log=on_log)
+    if base is None:
+        raise BuildError(f"base image {docker.base_image} not found", fix="build, load or pull it first")
+    return base

@@ -171,7 +171,8 @@ def canonical_conda_spec(spec: str, origin=None) -> str:
     try:
         match = MatchSpec(spec.strip())
     except Exception as exc:  # rattler raises its own InvalidMatchSpecError
-        raise SpecError(f"invalid conda match spec {spec.strip()!r}: {exc}", where=str(origin) if origin else None,
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SpecError(f"invalid conda match spec {spec.strip()!r}: {reason}", where=str(origin) if origin else None,
                         fix="write a conda match spec such as `numpy>=1.24,<2`, `numpy=1.26` or "
                             "`conda-forge::numpy 1.26.* py311*`") from None
     if match.name is None:

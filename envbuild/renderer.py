@@ -1,9 +1,19 @@
 """Lock + base image + options → BuildPlan (Dockerfile text + context files + build key).
 
-Templates are Jinja2 files rendered with StrictUndefined. Nothing from a spec reaches the Dockerfile unchecked:
-names are validated, values are quoted for the Dockerfile parser, and package lists travel as context files
-(pip-requirements.txt, conda-packages.json), never as instruction text. Output is deterministic: same inputs,
-same bytes, same key.
+Templates are Jinja2 files rendered with StrictUndefined (templates/environment.Dockerfile.j2; users extend it
+and override its blocks). Nothing from a spec reaches the Dockerfile unchecked: image references and variable
+names are validated, values are quoted for the Dockerfile parser (ENV/LABEL never run a shell), and package lists
+travel as context files (conda/packages.json, pip/requirements.txt), never as instruction text. Output is
+deterministic: same inputs, same bytes, same key.
+
+Labels: what the image *is* (keys, lock, base, GPU stack, envbuild's version) is written into the Dockerfile and
+so into the build key; what people *call* it (name, version, description: metadata) is not, or cosmetically
+different specs would build different images. Metadata goes to `BuildPlan.metadata_labels`, which the builder
+applies with `--label` at build time, like the build key itself.
+
+Context layout: conda/ (installer script, manifest, local packages) and pip/ (hashed requirements) are bind-mounted
+separately into the steps that use them, so that a change of pip packages leaves the conda layer cached, and a
+change of environment variables (the Dockerfile) leaves both cached.
 """
 
 from __future__ import annotations
@@ -30,11 +40,20 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 DATA = Path(__file__).resolve().parent / "data"
 DEFAULT_TEMPLATE = "environment.Dockerfile.j2"
 PREFIX = "/opt/env"
+PIP_PREFIX = "/opt/envbuild-pip"  # installer-side prefix of the pip packages, merged into PREFIX in the image
+CONTEXT_DIR = "/tmp/envbuild"
 LOCK_PATH = "/opt/envbuild/conda-lock.yml"
 IMAGE_REPOSITORY = "envbuild/env"
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _LABEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
+# Docker's reference grammar, simplified: [host[:port]/]path[:tag][@digest], or a bare image id.
+_IMAGE_REF = re.compile(r"^(?:sha256:[0-9a-f]{64}|(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+                        r"(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
+                        r"(?:@sha256:[0-9a-f]{64})?)$")
+_PIP_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$")
+_CONDA_FILENAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+-]*\.(?:conda|tar\.bz2)$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True)
@@ -60,6 +79,8 @@ class BuildPlan:
     base_id: str
     spec_key: str
     lock_key: str
+    # Labels that describe without defining (name, version, description): applied at build time, outside the key.
+    metadata_labels: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def key(self) -> str:
@@ -103,6 +124,14 @@ def _check_name(name: str, pattern: re.Pattern, what: str) -> str:
     return name
 
 
+def check_image_ref(ref: str, what: str = "base image") -> str:
+    """An image reference that a FROM line can name and nothing more (no spaces, flags or newlines)."""
+    if not isinstance(ref, str) or not _IMAGE_REF.match(ref):
+        raise RenderError(f"invalid {what} reference {ref!r}",
+                          fix="name an image as [registry/]repository[:tag][@sha256:digest]")
+    return ref
+
+
 def _installer_requirements() -> str:
     pins = []
     for dist in ("py-rattler", "uv"):
@@ -113,47 +142,66 @@ def _installer_requirements() -> str:
     return " ".join(pins)
 
 
-def render(env: "Environment", lock: "Lock", base: "BaseImage", *, template: str | os.PathLike | None = None,
-           installer_from: str | None = None) -> BuildPlan:
-    import jinja2
+def _pip_context(pip: list) -> ContextFile:
+    lines = []
+    for p in sorted(pip, key=lambda p: p.name.lower()):
+        if not _PIP_NAME.match(p.name):
+            raise RenderError(f"locked pip package name {p.name!r} is not a package name", fix="re-lock with --refresh")
+        if re.search(r"\s", p.url) or not p.url.startswith(("https://", "http://", "file://")) \
+                or not _SHA256.match(p.sha256):
+            raise RenderError(f"locked pip package {p.name} has an unusable url/hash", fix="re-lock with --refresh")
+        lines.append(f"{p.name} @ {p.url} --hash=sha256:{p.sha256}")
+    return ContextFile(data=("\n".join(lines) + "\n").encode())
 
-    conda = lock.conda
-    pip = lock.pip
-    context: dict[str, ContextFile] = {"conda-lock.yml": ContextFile(data=lock.text.encode("utf-8"))}
-    if pip:
-        lines = []
-        for p in pip:
-            if re.search(r"\s", p.url) or not re.fullmatch(r"[0-9a-f]{64}", p.sha256):
-                raise RenderError(f"locked pip package {p.name} has an unusable url/hash", fix="re-lock with --refresh")
-            lines.append(f"{p.name} @ {p.url} --hash=sha256:{p.sha256}")
-        context["pip-requirements.txt"] = ContextFile(data=("\n".join(lines) + "\n").encode())
-    if conda:
-        manifest = []
-        for p in conda:
-            manifest.append({"filename": p.filename, "sha256": p.sha256, "url": p.url})
-            if p.url.startswith("file://"):
-                source = Path(p.url[len("file://"):])
-                if not source.is_file():
-                    raise RenderError(f"locked package file {source} is gone", fix="rebuild the local channel or re-lock")
-                context[f"conda-packages/{p.filename}"] = ContextFile(source=source, sha256=p.sha256)
-        context["conda-packages.json"] = ContextFile(data=json.dumps(manifest, indent=1, sort_keys=True).encode())
-        context["install_conda.py"] = ContextFile(data=(DATA / "install_conda.py").read_bytes())
 
-    variables = [(_check_name(k, _ENV_NAME, "environment variable name"), quote(v, f"environment variable {k}"))
-                 for k, v in sorted(env.environment_variables.items())]
+def _conda_context(conda: list) -> dict[str, ContextFile]:
+    context: dict[str, ContextFile] = {}
+    manifest = []
+    for p in sorted(conda, key=lambda p: p.filename):
+        if not _CONDA_FILENAME.match(p.filename) or not _SHA256.match(p.sha256):
+            raise RenderError(f"locked conda package {p.filename!r} has an unusable file name or hash",
+                              fix="re-lock with --refresh")
+        manifest.append({"filename": p.filename, "sha256": p.sha256, "url": p.url})
+        if p.url.startswith("file://"):
+            source = Path(p.url[len("file://"):])
+            if not source.is_file():
+                raise RenderError(f"locked package file {source} is gone", fix="rebuild the local channel or re-lock")
+            context[f"conda/packages/{p.filename}"] = ContextFile(source=source, sha256=p.sha256)
+    context["conda/packages.json"] = ContextFile(data=json.dumps(manifest, indent=1, sort_keys=True).encode())
+    context["conda/install_conda.py"] = ContextFile(data=(DATA / "install_conda.py").read_bytes())
+    return context
+
+
+def _image_labels(lock: "Lock", base: "BaseImage", gpu) -> dict[str, str]:
+    """Labels that follow from the content: they belong in the Dockerfile and so in the build key."""
     labels = {
-        "org.opencontainers.image.title": env.name,
-        "org.opencontainers.image.description": env.description or "",
-        "org.opencontainers.image.version": str(env.version or ""),
+        "org.opencontainers.image.base.name": base.ref,
         "org.envbuild.spec-key": lock.spec_key,
         "org.envbuild.lock-key": lock.key,
         "org.envbuild.template": TEMPLATE_VERSION,
         "org.envbuild.version": __version__,
         "org.envbuild.lock-path": LOCK_PATH,
     }
-    # Metadata labels (title, description) would make cosmetically different specs build different images.
-    labels = {k: v for k, v in labels.items() if not k.startswith("org.opencontainers.image.")}
-    quoted_labels = [(_check_name(k, _LABEL_NAME, "label name"), quote(v, f"label {k}")) for k, v in sorted(labels.items())]
+    if base.id.startswith("sha256:"):
+        labels["org.opencontainers.image.base.digest"] = base.id
+    if gpu is not None:
+        labels.update({"org.envbuild.cuda.version": gpu.cuda, "org.envbuild.cudnn.version": gpu.cudnn,
+                       "org.envbuild.nccl.version": gpu.nccl, "org.envbuild.gpu.min-driver": gpu.min_driver})
+    return labels
+
+
+def metadata_labels(env: "Environment") -> dict[str, str]:
+    """OCI labels of what people call the environment: applied at build time, never part of the build key."""
+    labels = {"org.opencontainers.image.title": env.name, "org.opencontainers.image.vendor": "envbuild"}
+    if env.description:
+        labels["org.opencontainers.image.description"] = env.description
+    if env.version is not None:
+        labels["org.opencontainers.image.version"] = str(env.version)
+    return labels
+
+
+def _template_environment(template: str | os.PathLike | None):
+    import jinja2
 
     loader_paths = [str(TEMPLATES)]
     template_name = DEFAULT_TEMPLATE
@@ -161,20 +209,61 @@ def render(env: "Environment", lock: "Lock", base: "BaseImage", *, template: str
         user_template = Path(template)
         if not user_template.is_file():
             raise RenderError(f"template {user_template} does not exist", fix="pass an existing Jinja2 template file")
-        loader_paths.insert(0, str(user_template.parent))
+        if user_template.name == DEFAULT_TEMPLATE:
+            raise RenderError(f"template {user_template} has the name of envbuild's own template",
+                              fix="rename it: it extends environment.Dockerfile.j2 and cannot also be called that")
+        loader_paths.insert(0, str(user_template.resolve().parent))
         template_name = user_template.name
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(loader_paths), undefined=jinja2.StrictUndefined,
                                      keep_trailing_newline=True, trim_blocks=False, autoescape=False)
+    return environment, template_name
+
+
+def render(env: "Environment", lock: "Lock", base: "BaseImage", *, template: str | os.PathLike | None = None,
+           installer_from: str | None = None, buildkit: bool = True, gpu_stack=None) -> BuildPlan:
+    """Render the Dockerfile and context of `env` locked as `lock` on `base`.
+
+    `buildkit=False` renders for the classic builder (no cache mounts, no secrets). `gpu_stack` (a
+    gpu.GpuStack) overrides the stack the environment's GPU request selects.
+    """
+    import jinja2
+
+    from .gpu import select_stack, source_of
+
+    user_managed = env.python.user_managed_dependencies
+    conda = [] if user_managed else lock.conda
+    pip = [] if user_managed else lock.pip
+    context: dict[str, ContextFile] = {"conda-lock.yml": ContextFile(data=lock.text.encode("utf-8"))}
+    if pip:
+        context["pip/requirements.txt"] = _pip_context(pip)
+    if conda:
+        context.update(_conda_context(conda))
+
+    stack = gpu_stack or select_stack(env)
+    gpu = None
+    if stack is not None:
+        gpu = {"describe": stack.describe(), "source": source_of(env),
+               "require": quote(f"cuda>={stack.cuda}", "NVIDIA_REQUIRE_CUDA")}
+    variables = [(_check_name(k, _ENV_NAME, "environment variable name"), quote(v, f"environment variable {k}"))
+                 for k, v in sorted(env.environment_variables.items())]
+    labels = [f"{_check_name(k, _LABEL_NAME, 'label name')}={quote(v, f'label {k}')}"
+              for k, v in sorted(_image_labels(lock, base, stack).items())]
+
+    environment, template_name = _template_environment(template)
     try:
         text = environment.get_template(template_name).render(
             envbuild_version=__version__, template_version=TEMPLATE_VERSION, spec_key=lock.spec_key,
-            lock_key=lock.key, base_from=base.from_ref, installer_from=installer_from or base.from_ref,
-            installer_requirements=_installer_requirements(), prefix=PREFIX, lock_path=LOCK_PATH,
-            conda_packages=bool(conda), pip_packages=bool(pip), environment_variables=variables,
-            labels=quoted_labels,
+            lock_key=lock.key, base_from=check_image_ref(base.from_ref),
+            installer_from=check_image_ref(installer_from or base.from_ref, "installer image"),
+            installer_requirements=_installer_requirements(), prefix=PREFIX, pip_prefix=PIP_PREFIX,
+            context_dir=CONTEXT_DIR, lock_path=LOCK_PATH, buildkit=buildkit, conda_packages=bool(conda),
+            pip_packages=bool(pip), installer_stage="conda-installer" if conda else "pip-installer", gpu=gpu,
+            environment_variables=variables, labels=labels,
         )
     except jinja2.TemplateError as exc:
         where = f"{getattr(exc, 'filename', None) or template_name}:{getattr(exc, 'lineno', '') or ''}".rstrip(":")
         raise RenderError(f"template error: {exc}", where=where, fix="fix the template (blocks: see envbuild/templates)") from None
+    text = re.sub(r"[ \t]+\n", "\n", text)
     text = re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
-    return BuildPlan(dockerfile=text, context=context, base_id=base.id, spec_key=lock.spec_key, lock_key=lock.key)
+    return BuildPlan(dockerfile=text, context=context, base_id=base.id, spec_key=lock.spec_key, lock_key=lock.key,
+                     metadata_labels=metadata_labels(env))

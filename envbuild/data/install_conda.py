@@ -4,7 +4,7 @@ Runs with the installer's own Python and py-rattler. It installs exactly the rec
 is taken from the build context (local channels) or downloaded from its URL, checked against the lock's sha256,
 and linked into the prefix. Nothing is solved here: the lock already decided.
 
-usage: install_conda.py MANIFEST.json CONTEXT_DIR PREFIX
+usage: install_conda.py MANIFEST.json CONDA_CONTEXT_DIR PREFIX  (local packages under CONDA_CONTEXT_DIR/packages)
 """
 
 import asyncio
@@ -32,7 +32,7 @@ def sha256_of(path: Path) -> str:
 
 
 def fetch(entry: dict, context: Path) -> Path:
-    bundled = context / "conda-packages" / entry["filename"]
+    bundled = context / "packages" / entry["filename"]
     if bundled.exists():
         return bundled
     DOWNLOADS.mkdir(parents=True, exist_ok=True)

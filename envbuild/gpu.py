@@ -1,0 +1,173 @@
+"""GPU stacks: which CUDA runtime, cuDNN, NCCL and driver go together, and which one an environment gets.
+
+The compatibility matrix is data (envbuild/data/gpu-matrix.json), checked against published releases: each stack
+is a CUDA release with the cuDNN and NCCL builds the framework wheels pin for it, and the framework releases
+built on it. An environment asks for a GPU with `docker.gpu` and/or `docker.cuda`; framework pins in its
+dependencies (torch, pytorch, tensorflow) narrow the choice:
+
+* a pin whose builds need another CUDA than the one asked for is an error that names the CUDA it needs;
+* with no CUDA asked for, the newest stack consistent with every pin is taken.
+
+Where the stack comes from (`source`):
+* "pypi": envbuild's GPU base image, built from dockerfiles/gpu.Dockerfile with the nvidia-*-cu12 wheels
+  (works offline of any image registry);
+* "vendor": the nvidia/cuda image of the stack plus OpenMPI (dockerfiles/gpu-vendor.Dockerfile), where a
+  registry can be reached;
+* "conda": the environment's own lock carries cuda-version/cudnn/nccl; the base is the CPU + OpenMPI image.
+The chosen CUDA becomes the `__cuda` virtual package of the solve (CONDA_OVERRIDE_CUDA), so GPU locks solve on
+machines without a GPU.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import SpecError
+
+if TYPE_CHECKING:
+    from .spec import Environment
+
+MATRIX = Path(__file__).resolve().parent / "data" / "gpu-matrix.json"
+SOURCES = ("pypi", "vendor", "conda")
+# Distribution names under which each framework is pinned (pip, conda).
+FRAMEWORK_NAMES = {"torch": "torch", "pytorch": "torch", "tensorflow": "tensorflow",
+                   "tensorflow-gpu": "tensorflow", "tensorflow-cpu": "tensorflow"}
+_CONDA_GPU_PACKAGES = ("cuda-version", "cudnn", "nccl")
+
+
+@dataclass(frozen=True)
+class GpuStack:
+    cuda: str  # major.minor: what CONDA_OVERRIDE_CUDA / __cuda is set to
+    cuda_runtime: str
+    cudnn: str
+    nccl: str
+    min_driver: str
+    vendor_image: str
+    frameworks: dict[str, tuple[str, ...]] = field(hash=False)
+
+    def build_args(self) -> dict[str, str]:
+        """The ARGs of dockerfiles/gpu.Dockerfile for this stack."""
+        return {"CUDA_RUNTIME": self.cuda_runtime, "CUDNN": self.cudnn, "NCCL": self.nccl}
+
+    def describe(self) -> str:
+        return (f"CUDA {self.cuda} (runtime {self.cuda_runtime}), cuDNN {self.cudnn}, NCCL {self.nccl}, "
+                f"driver >= {self.min_driver}")
+
+
+@lru_cache(maxsize=None)
+def stacks() -> tuple[GpuStack, ...]:
+    """Every stack of the matrix, oldest CUDA first."""
+    data = json.loads(MATRIX.read_text(encoding="utf-8"))
+    found = tuple(GpuStack(cuda=s["cuda"], cuda_runtime=s["cuda_runtime"], cudnn=s["cudnn"], nccl=s["nccl"],
+                           min_driver=s["min_driver"], vendor_image=s["vendor_image"],
+                           frameworks={k: tuple(v) for k, v in s["frameworks"].items()})
+                  for s in data["stacks"])
+    return tuple(sorted(found, key=lambda s: _version_tuple(s.cuda)))
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", version))
+
+
+def wants_gpu(env: "Environment") -> bool:
+    return bool(env.docker.gpu or env.docker.cuda)
+
+
+def framework_pins(env: "Environment") -> dict[str, str]:
+    """Framework → version constraint (PEP 440 text) from the environment's pip and conda dependencies."""
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
+
+    deps = env.python.conda_dependencies
+    pins: dict[str, str] = {}
+    for text in deps.pip_packages:
+        try:
+            req = Requirement(text)
+        except InvalidRequirement:
+            continue
+        framework = FRAMEWORK_NAMES.get(canonicalize_name(req.name))
+        if framework and str(req.specifier):
+            pins[framework] = str(req.specifier)
+    for spec in deps.conda_packages:
+        match = re.match(r"^(?:[^:]+::)?([A-Za-z0-9_.-]+)\s*(==?|>=|<=|>|<|!=)?\s*([0-9][^\s=]*)?", spec.strip())
+        if not match or not match.group(3):
+            continue
+        framework = FRAMEWORK_NAMES.get(match.group(1).lower())
+        if framework:
+            operator = match.group(2) or "=="
+            version = match.group(3).rstrip("*").rstrip(".")
+            # conda's `=2.5` means 2.5.*; PEP 440 says that with ==2.5.*.
+            pins[framework] = f"=={version}.*" if operator == "=" or match.group(3).endswith("*") else f"{operator}{version}"
+    return pins
+
+
+def select_stack(env: "Environment") -> GpuStack | None:
+    """The GPU stack `env` gets (None for a CPU environment). Raises SpecError for inconsistent requests."""
+    if not wants_gpu(env):
+        return None
+    from packaging.specifiers import SpecifierSet
+
+    asked = env.docker.cuda
+    known = stacks()
+    if asked is not None and not re.fullmatch(r"\d+\.\d+(\.\d+)?", str(asked)):
+        raise SpecError(f"docker.cuda {asked!r} is not a CUDA version", fix="write it as MAJOR.MINOR, e.g. 12.4")
+    candidates = [s for s in known if asked is None or _same_minor(s.cuda, str(asked))]
+    if not candidates:
+        raise SpecError(f"CUDA {asked} is not in envbuild's GPU matrix",
+                        fix=f"ask for one of {', '.join(s.cuda for s in known)}")
+    for framework, constraint in sorted(framework_pins(env).items()):
+        wanted = SpecifierSet(constraint)
+        building = [s for s in known if any(wanted.contains(v) for v in s.frameworks.get(framework, ()))]
+        if not building:
+            continue  # a release the matrix does not know: nothing to check it against
+        fitting = [s for s in candidates if s in building]
+        if not fitting:
+            needs = ", ".join(f"CUDA {s.cuda}" for s in building)
+            raise SpecError(
+                f"{framework}{constraint} is built for {needs}, not CUDA {asked}",
+                fix=f"set docker.cuda to {building[-1].cuda} (or --cuda {building[-1].cuda}), or pin {framework} "
+                    f"to a release built for CUDA {asked}: "
+                    f"{', '.join(v for s in candidates for v in s.frameworks.get(framework, ())) or 'none known'}",
+            )
+        candidates = fitting
+    return candidates[-1]
+
+
+def _same_minor(stack_cuda: str, asked: str) -> bool:
+    return _version_tuple(stack_cuda)[:2] == _version_tuple(asked)[:2]
+
+
+def stack_for_cuda(cuda: str | None) -> GpuStack:
+    """The stack of CUDA `cuda` (major.minor), or the newest one."""
+    from .spec import Environment
+
+    env = Environment()
+    env.docker.gpu = True
+    env.docker.cuda = cuda
+    return select_stack(env)
+
+
+def source_of(env: "Environment") -> str:
+    """Where the GPU libraries come from: the lock (conda) when the spec names them, else envbuild's base."""
+    deps = env.python.conda_dependencies
+    names = {re.split(r"[\s=<>!~\[]", spec.split("::")[-1].strip(), maxsplit=1)[0].lower() for spec in deps.conda_packages}
+    return "conda" if names & set(_CONDA_GPU_PACKAGES) else "pypi"
+
+
+def with_gpu_stack(env: "Environment") -> "Environment":
+    """`env` with its CUDA decided (docker.cuda set to the chosen stack's), so that keys and the solve see it.
+
+    Returns `env` itself when nothing changes (CPU environments, CUDA already given).
+    """
+    stack = select_stack(env)
+    if stack is None or env.docker.cuda == stack.cuda:
+        return env
+    chosen = env.copy()
+    chosen.docker.cuda = stack.cuda
+    chosen.docker.gpu = True
+    return chosen
