@@ -221,6 +221,16 @@ def test_user_lock_file_is_used_as_is_and_validated(tmp_path, conda_channel):
         read_lock_set(unhashed)
 
 
+def test_environment_with_a_lock_file_is_not_solved(tmp_path, home, conda_channel):
+    env = conda_env(tmp_path, [conda_channel.as_uri()], "hello-tool=1.0")
+    path = resolve(env).write(tmp_path / "given" / "conda-lock.yml")
+    given = envbuild.Environment.from_file(path)
+    assert given.lock_file
+    locked = envbuild.lock(given)
+    assert locked.text == path.read_text()
+    assert versions(locked) == {"hello-tool": "1.0", "libgreet": "1.0"}
+
+
 # -- pip side -----------------------------------------------------------------------------------------------------
 
 
