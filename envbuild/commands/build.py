@@ -1,4 +1,4 @@
-"""build, key, canonical: the pipeline's steps from the command line."""
+"""build: the pipeline's steps from the command line."""
 
 from __future__ import annotations
 
@@ -22,16 +22,6 @@ def register(sub) -> None:
     p.add_argument("--builder", choices=("buildx", "buildkit", "classic"),
                    help="force a builder (default: buildx, else a BuildKit docker CLI, else classic; $ENVBUILD_BUILDER)")
     p.set_defaults(func=cmd_build)
-
-    p = sub.add_parser("key", help="print the environment's key")
-    add_spec(p)
-    add_common(p)
-    p.set_defaults(func=cmd_key)
-
-    p = sub.add_parser("canonical", help="print the environment's canonical form as JSON")
-    add_spec(p)
-    add_common(p)
-    p.set_defaults(func=cmd_canonical)
 
 
 def cmd_build(args) -> int:
@@ -61,13 +51,3 @@ def _print_image(image, as_json: bool) -> None:
         for warning in image.warnings:
             err(f"envbuild: warning: {warning}")
         print(f"{image.source} {image.image} ({image.id[:19]}) in {image.seconds:.2f}s")
-
-
-def cmd_key(args) -> int:
-    print(load_spec(args).key)
-    return 0
-
-
-def cmd_canonical(args) -> int:
-    print(json.dumps(load_spec(args).canonical(), indent=2, sort_keys=True))
-    return 0
