@@ -1,0 +1,476 @@
+"""Loaders: every input kind, the Python API, save/load, and the errors users get. Pure logic, no engine."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from envbuild.errors import EnvbuildError, SpecError
+from envbuild.spec import CondaDependencies, Environment
+from tests.conftest import write
+
+
+def conda_env(tmp_path, text: str, name: str = "environment.yml") -> Environment:
+    return Environment.from_file(write(tmp_path / name, text))
+
+
+def pip_env(tmp_path, text: str, name: str = "requirements.txt") -> Environment:
+    return Environment.from_file(write(tmp_path / name, text))
+
+
+# -- conda environment.yml --------------------------------------------------------------------------------------
+
+CONDA_FORMS = [
+    ("numpy", "numpy"),
+    ("numpy=1.21", "numpy 1.21.*"),
+    ("numpy 1.21.*", "numpy 1.21.*"),
+    ("numpy==1.21.5", "numpy ==1.21.5"),
+    ("numpy 1.21.5", "numpy ==1.21.5"),
+    ("numpy>=1.20,<2", "numpy <2,>=1.20"),
+    ("numpy <2.0,>=1.20.0", "numpy <2,>=1.20"),
+    ("numpy 1.21.* py39*", "numpy 1.21.* py39*"),
+    ("numpy=1.21=py39_0", "numpy ==1.21 py39_0"),
+    ("conda-forge::numpy", "conda-forge::numpy"),
+    ("https://conda.anaconda.org/conda-forge::numpy", "conda-forge::numpy"),
+    ("numpy[build=py39*]", "numpy * py39*"),
+    ("numpy[version='>=1.2', build_number=3]", 'numpy >=1.2[build_number="==3"]'),
+    ("ucx-proc=*=gpu", "ucx-proc * gpu"),
+    ("NumPy *", "numpy"),
+    ("cupy>=14.0.1,!=14.1.0", "cupy !=14.1,>=14.0.1"),
+    ("numpy >=3|>=1.20,<2", "numpy <2,>=1.20|>=3"),
+]
+
+
+@pytest.mark.parametrize("written, canonical", CONDA_FORMS)
+def test_every_conda_match_spec_form(tmp_path, written, canonical):
+    env = conda_env(tmp_path, f"channels: [conda-forge]\ndependencies:\n  - {json.dumps(written)}\n")
+    assert env.python.conda_dependencies.conda_packages == [written]
+    assert env.canonical()["conda"] == [canonical]
+
+
+def test_environment_yml_with_everything(tmp_path):
+    write(tmp_path / "more.txt", "idna==3.7  # pinned\n")
+    env = conda_env(tmp_path, """\
+# a comment
+name: demo
+channels:
+  - conda-forge
+  - nodefaults
+dependencies:
+  - python=3.11   # the interpreter
+  - pip
+  - pip:
+      - --index-url https://example.org/simple
+      - --extra-index-url=https://download.pytorch.org/whl/cpu
+      - requests[socks]>=2.31 ; python_version >= "3.8"
+      - clip @ git+https://github.com/openai/CLIP.git@a1b2c3
+      - git+https://github.com/psf/black@24.1.0#egg=black
+      - -r more.txt
+variables:
+  MODE: fast
+  RATIO: 1.10
+prefix: /opt/conda/envs/demo
+""")
+    deps = env.python.conda_dependencies
+    assert env.name == "demo"
+    assert deps.channels == ["conda-forge", "nodefaults"]
+    assert deps.conda_packages == ["python=3.11", "pip"]
+    assert deps.pip_options == ["--index-url https://example.org/simple",
+                                "--extra-index-url https://download.pytorch.org/whl/cpu"]
+    assert env.environment_variables == {"MODE": "fast", "RATIO": "1.10"}  # as written, not the float 1.1
+    canonical = env.canonical()
+    assert canonical["channels"] == ["conda-forge"]  # nodefaults only says "add no defaults", which envbuild never does
+    assert canonical["pip"] == [
+        "black @ git+https://github.com/psf/black@24.1.0",
+        "clip @ git+https://github.com/openai/CLIP.git@a1b2c3",
+        "idna==3.7",
+        'requests[socks]>=2.31; python_version >= "3.8"',
+    ]
+    assert str(tmp_path / "more.txt") in env.source_files
+
+
+def test_platform_selectors_and_unidep_selectors(tmp_path):
+    text = """\
+channels: [conda-forge]
+dependencies:
+  - python <3.11
+  - clang_osx-arm64  # [arm64]
+  - gcc_linux-64>=6  # [linux64]
+  - tool  # [not win]
+  - sel(osx): pexpect
+  - sel(linux): adaptive >=0.15.0, <2.0.0
+  - numpy  # [see the docs]
+"""
+    env = conda_env(tmp_path, text)
+    assert [s.split()[0].split(">")[0] for s in env.python.conda_dependencies.conda_packages] == [
+        "python", "gcc_linux-64", "tool", "adaptive", "numpy"]
+    arm = Environment(name="arm")
+    arm.docker.platform = "linux-aarch64"
+    from envbuild.spec import load_conda_file
+
+    load_conda_file(tmp_path / "environment.yml", arm)
+    assert "clang_osx-arm64" in arm.python.conda_dependencies.conda_packages
+    assert "gcc_linux-64>=6" not in arm.python.conda_dependencies.conda_packages
+
+
+def test_conda_lock_platforms_pick_a_linux_platform(tmp_path):
+    env = conda_env(tmp_path, "channels: [conda-forge]\ndependencies: [zlib]\nplatforms: [osx-arm64, linux-aarch64]\n")
+    assert env.docker.platform == "linux-aarch64"
+    with pytest.raises(SpecError, match="no Linux platform"):
+        conda_env(tmp_path, "dependencies: [zlib]\nplatforms: [osx-arm64, win-64]\n", "mac.yml")
+
+
+# -- requirements.txt -------------------------------------------------------------------------------------------
+
+PIP_FORMS = [
+    ("numpy", "numpy"),
+    ("NumPy==1.21.0", "numpy==1.21"),
+    ("numpy >= 1.20 , < 2", "numpy<2,>=1.20"),
+    ("Scikit_Learn[Alldeps]~=1.4.0", "scikit-learn[alldeps]~=1.4.0"),
+    ("torch==2.1.*", "torch==2.1.*"),
+    ("flit-core === 3.9.0", "flit-core===3.9.0"),
+    ("triton>=2.0.0;platform_machine=='x86_64' and sys_platform=='linux'",
+     'triton>=2; platform_machine == "x86_64" and sys_platform == "linux"'),
+    ("torch==2.1.0+cpu", "torch==2.1+cpu"),
+    ("pkg @ https://example.org/pkg-1.0.tar.gz", "pkg @ https://example.org/pkg-1.0.tar.gz"),
+    ("https://example.org/wheels/Foo_Bar-1.0-py3-none-any.whl", "foo-bar @ https://example.org/wheels/Foo_Bar-1.0-py3-none-any.whl"),
+    ("git+https://github.com/a/b.git@v1#egg=B&subdirectory=src", "b @ git+https://github.com/a/b.git@v1#subdirectory=src"),
+]
+
+
+@pytest.mark.parametrize("written, canonical", PIP_FORMS)
+def test_every_pip_requirement_form(tmp_path, written, canonical):
+    env = pip_env(tmp_path, written + "\n")
+    assert env.canonical()["pip"] == [canonical]
+
+
+def test_requirements_includes_options_hashes_and_continuations(tmp_path):
+    write(tmp_path / "sub" / "common.txt", "six\n-c constraints.txt\n")
+    write(tmp_path / "sub" / "constraints.txt", "idna<4\n")
+    env = pip_env(tmp_path, """\
+-r sub/common.txt
+-i https://pypi.org/simple/
+--extra-index-url "https://download.pytorch.org/whl/cpu/"
+--pre
+attrs==23.2.0 \\
+    --hash=sha256:aaaa \\
+    --hash=sha256:bbbb
+    # via something
+--require-hashes
+""")
+    deps = env.python.conda_dependencies
+    assert deps.pip_packages == ["six", "attrs==23.2.0"]
+    assert deps.pip_options == ["--constraint idna<4", "--index-url https://pypi.org/simple/",
+                                "--extra-index-url https://download.pytorch.org/whl/cpu/", "--pre"]
+    # The default index adds nothing; quotes and trailing slashes are spelling.
+    assert env.canonical()["pip_options"] == ["--constraint idna<4",
+                                              "--extra-index-url https://download.pytorch.org/whl/cpu", "--pre"]
+    assert env.source_files == [str(tmp_path / p) for p in ("requirements.txt", "sub/common.txt", "sub/constraints.txt")]
+
+
+# -- errors: what, where, how to fix --------------------------------------------------------------------------------
+
+ERRORS = [
+    ("environment.yml", "channels: [a\ndependencies: []\n", "environment.yml:", "not valid YAML"),
+    ("environment.yml", "channels: [conda-forge]\ndependencies:\n  - six\n  - numpy>=>1\n", "environment.yml:4",
+     "invalid conda match spec"),
+    ("environment.yml", "channels: [x]\ndependencies: [six]\nchannel_priority: strict\n", "environment.yml:3",
+     "unknown top-level field 'channel_priority'"),
+    ("environment.yml", "dependencies:\n  - pip:\n      - six\n      - -e .\n", "environment.yml:4", "editable"),
+    ("environment.yml", "dependencies:\n  - pip:\n      - -r missing.txt\n", "environment.yml:3", "does not exist"),
+    ("environment.yml", "dependencies:\n  - {conda: six}\n", "environment.yml:2", "unexpected mapping"),
+    ("requirements.txt", "six\nnumpy>=>1\n", "requirements.txt:2", "invalid requirement"),
+    ("requirements.txt", "six\n\n-r nope.txt\n", "requirements.txt:3", "does not exist"),
+    ("requirements.txt", "-r requirements.txt\n", "requirements.txt", "include cycle"),
+    ("requirements.txt", "./local/pkg\n", "requirements.txt:1", "local path"),
+    ("requirements.txt", "--frobnicate\n", "requirements.txt:1", "unknown pip option"),
+    ("requirements.txt", "git+https://github.com/a/b.git\n", "requirements.txt:1", "without a package name"),
+]
+
+
+@pytest.mark.parametrize("file, text, where, what", ERRORS)
+def test_malformed_input_names_file_line_and_fix(tmp_path, file, text, where, what):
+    with pytest.raises(SpecError) as caught:
+        Environment.from_file(write(tmp_path / file, text))
+    assert str(caught.value.where).endswith(where) or where in str(caught.value.where)
+    assert what in caught.value.what
+    assert caught.value.fix
+
+
+def test_cyclic_includes_through_two_files(tmp_path):
+    write(tmp_path / "a.txt", "-r b.txt\n")
+    write(tmp_path / "b.txt", "six\n-r a.txt\n")
+    with pytest.raises(SpecError, match="include cycle"):
+        Environment.from_file(tmp_path / "a.txt")
+
+
+def test_the_cli_prints_errors_without_a_traceback(tmp_path):
+    spec = write(tmp_path / "environment.yml", "channels: [x]\ndependencies:\n  - numpy>=>1\n")
+    result = subprocess.run([sys.executable, "-m", "envbuild", "key", str(spec)], capture_output=True, text=True)
+    assert result.returncode == SpecError.exit_code
+    assert f"{spec}:3" in result.stderr and "fix:" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# -- Azure ML environment YAML ----------------------------------------------------------------------------------
+
+
+def test_azureml_image_with_conda_file_relative_to_the_yaml(tmp_path):
+    write(tmp_path / "env" / "conda.yml", "channels: [conda-forge]\ndependencies:\n  - python=3.10\n  - pip:\n    - six\n")
+    spec = write(tmp_path / "env" / "environment.yml", """\
+$schema: https://azuremlschemas.azureedge.net/latest/environment.schema.json
+name: docs-example
+version: 1.10
+description: An example
+tags:
+  cuda: 11.8
+image: mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04:latest
+conda_file: conda.yml
+os_type: linux
+""")
+    env = Environment.from_file(spec)
+    assert (env.name, env.version, env.description, env.tags) == ("docs-example", "1.10", "An example", {"cuda": "11.8"})
+    assert env.docker.base_image == "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04:latest"
+    assert env.python.conda_dependencies.pip_packages == ["six"]
+    assert not env.python.user_managed_dependencies
+    same = Environment.from_conda_specification("x", tmp_path / "env" / "conda.yml")
+    same.docker.base_image = env.docker.base_image
+    assert same.key == env.key
+
+
+def test_azureml_build_context(tmp_path):
+    write(tmp_path / "context" / "Dockerfile", "FROM python:3.11\nCOPY requirements.txt .\n")
+    write(tmp_path / "context" / "requirements.txt", "six\n")
+    env = Environment.from_file(write(tmp_path / "env.yml", "name: ctx\nbuild:\n  path: ./context/\n"))
+    assert env.docker.build_context == str(tmp_path / "context")
+    assert env.docker.dockerfile_path == "Dockerfile"
+    assert env.python.user_managed_dependencies
+    before = env.key
+    write(tmp_path / "context" / "requirements.txt", "six==1.16.0\n")
+    assert env.key != before  # the context's content is keyed
+
+
+AZUREML_ERRORS = [
+    ("name: x\nconda_file: conda.yml\n", "needs an `image`"),
+    ("name: x\nimage: a:1\nbuild: {path: .}\n", "either `image` or `build`"),
+    ("name: x\n", None),  # a plain name-only file is an (empty) conda environment, not an Azure one
+    ("name: x\nimage: a:1\nchannels: [conda-forge]\ndependencies: [six]\n", "conda file pasted"),
+    ("name: x\nimage: a:1\nos_type: windows\n", "os_type"),
+    ("name: x\nimage: {name: a, os: linux}\n", "`image` must be an image reference"),
+    ("name: '{{asset.name}}'\nimage: a:1\n", "placeholder"),
+    ("name: x\nimage: a:1\nbuild_args: {}\n", "unknown field 'build_args'"),
+    ("name: x\nbuild: {path: 'https://github.com/a/b#main:ctx'}\n", "remote build context"),
+    ("name: x\nimage: a:1\nconda_file: missing.yml\n", "does not exist"),
+]
+
+
+@pytest.mark.parametrize("text, message", AZUREML_ERRORS)
+def test_azureml_schema_errors(tmp_path, text, message):
+    path = write(tmp_path / "environment.yml", text)
+    if message is None:
+        assert Environment.from_file(path).canonical()["conda"] == []
+        return
+    with pytest.raises(SpecError, match=message) as caught:
+        Environment.from_file(path)
+    assert str(path) in str(caught.value.where)
+
+
+def test_a_conda_file_named_as_azureml_environment_is_detected(tmp_path):
+    conda = write(tmp_path / "conda.yml", "channels: [conda-forge]\ndependencies: [six]\n")
+    with pytest.raises(SpecError, match="conda file pasted"):
+        Environment.from_azureml_yaml(conda)
+    azure = write(tmp_path / "azure.yml", "name: x\nimage: a:1\nconda_file: other.yml\n")
+    write(tmp_path / "other.yml", "name: y\nimage: b:1\n")
+    with pytest.raises(SpecError, match="belongs to an Azure ML environment YAML"):
+        Environment.from_file(azure)
+
+
+# -- prefix, images, Dockerfiles, lock files, curated -----------------------------------------------------------
+
+
+def test_existing_conda_prefix(tmp_path):
+    prefix = tmp_path / "envs" / "demo"
+    for name, version, build, channel, subdir in [
+        ("python", "3.11.9", "hab00c5b_0_cpython", "https://conda.anaconda.org/conda-forge/linux-64", "linux-64"),
+        ("six", "1.16.0", "pyhd8ed1ab_0", "https://conda.anaconda.org/conda-forge/noarch", "noarch"),
+        ("mkl", "2023.1.0", "h213fc3f_46344", "https://repo.anaconda.com/pkgs/main/linux-64", "linux-64"),
+    ]:
+        write(prefix / "conda-meta" / f"{name}-{version}-{build}.json",
+              json.dumps({"name": name, "version": version, "build": build, "channel": channel, "subdir": subdir}))
+    write(prefix / "lib" / "python3.11" / "site-packages" / "idna-3.7.dist-info" / "INSTALLER", "pip\n")
+    write(prefix / "lib" / "python3.11" / "site-packages" / "six-1.16.0.dist-info" / "INSTALLER", "conda\n")
+    env = Environment.from_file(prefix)
+    deps = env.python.conda_dependencies
+    assert deps.conda_packages == ["https://repo.anaconda.com/pkgs/main::mkl ==2023.1.0 h213fc3f_46344",
+                                   "conda-forge::python ==3.11.9 hab00c5b_0_cpython",
+                                   "conda-forge::six ==1.16.0 pyhd8ed1ab_0"]
+    assert deps.channels == ["conda-forge", "https://repo.anaconda.com/pkgs/main"]
+    assert deps.pip_packages == ["idna==3.7"]
+    assert env.docker.platform == "linux-64"
+    assert env.canonical()["conda"][1] == "conda-forge::python ==3.11.9 hab00c5b_0_cpython"
+    with pytest.raises(SpecError, match="not a conda environment"):
+        Environment.from_conda_prefix("x", tmp_path)
+
+
+def test_docker_image_is_user_managed_unless_packages_are_given(tmp_path):
+    env = Environment.from_docker_image("img", "python:3.11")
+    assert env.python.user_managed_dependencies and env.docker.base_image == "python:3.11"
+    assert env.canonical()["docker"]["base_image"] == "docker.io/library/python:3.11"
+    with_packages = Environment.from_docker_image("img", "python:3.11", pip_requirements=write(tmp_path / "r.txt", "six\n"))
+    assert not with_packages.python.user_managed_dependencies
+    assert with_packages.python.conda_dependencies.pip_packages == ["six"]
+
+
+def test_dockerfile_and_build_context(tmp_path):
+    plain = write(tmp_path / "plain" / "Dockerfile", "FROM python:3.11\nRUN pip install six\n")
+    env = Environment.from_file(plain)
+    assert env.docker.base_dockerfile == plain.read_text() and env.python.user_managed_dependencies
+    copying = write(tmp_path / "copying" / "Dockerfile", "FROM python:3.11\nCOPY app.py /app.py\n")
+    write(tmp_path / "copying" / "app.py", "print(1)\n")
+    env = Environment.from_file(copying)  # it needs its directory: that becomes the build context
+    assert env.docker.build_context == str(tmp_path / "copying") and env.docker.base_dockerfile is None
+    assert Environment.from_file(tmp_path / "copying").key == env.key
+    with pytest.raises(SpecError, match="placeholder"):
+        Environment.from_file(write(tmp_path / "t" / "Dockerfile", "FROM base:{{tag}}\n"))
+    with pytest.raises(SpecError, match="has no Other.Dockerfile"):
+        Environment.from_build_context("x", tmp_path / "plain", dockerfile_path="Other.Dockerfile")
+
+
+LOCK = """\
+version: 1
+metadata:
+  content_hash: {linux-64: abc}
+  channels: [{url: conda-forge, used_env_vars: []}]
+  platforms: [linux-64, osx-arm64]
+  sources: [environment.yml]
+package:
+- name: six
+  version: 1.16.0
+  manager: conda
+  platform: linux-64
+  dependencies: {}
+  url: https://conda.anaconda.org/conda-forge/noarch/six-1.16.0-pyh6c4a22f_0.tar.bz2
+  hash: {md5: 1, sha256: aaa}
+- name: six
+  version: 1.16.0
+  manager: conda
+  platform: osx-arm64
+  dependencies: {}
+  url: https://conda.anaconda.org/conda-forge/noarch/six-1.16.0-pyh6c4a22f_0.tar.bz2
+  hash: {md5: 1, sha256: aaa}
+"""
+
+
+def test_conda_lock_file_is_keyed_by_what_it_installs(tmp_path):
+    env = Environment.from_file(write(tmp_path / "conda-lock.yml", LOCK))
+    assert env.lock_file == str(tmp_path / "conda-lock.yml")
+    assert env.python.conda_dependencies.channels == ["conda-forge"]
+    key = env.key
+    # Comments and the other platform's packages do not change the linux-64 image...
+    reformatted = "# regenerated\n" + LOCK.replace("hash: {md5: 1, sha256: aaa}\n", "hash: {md5: 1, sha256: aaa}  \n")
+    assert Environment.from_file(write(tmp_path / "b" / "conda-lock.yml", reformatted)).key == key
+    other_platform = LOCK[: LOCK.rindex("  hash:")] + "  hash: {md5: 2, sha256: bbb}\n"
+    assert Environment.from_file(write(tmp_path / "c" / "conda-lock.yml", other_platform)).key == key
+    # ...a different package hash does.
+    changed = LOCK.replace("sha256: aaa}", "sha256: ccc}", 1)
+    assert Environment.from_file(write(tmp_path / "d" / "conda-lock.yml", changed)).key != key
+
+
+def test_curated_references_go_to_the_catalog():
+    try:
+        from envbuild.catalog import load_curated  # noqa: F401  (engineer F's module)
+    except ImportError:
+        with pytest.raises(SpecError, match="curated environments are not available"):
+            Environment.from_file("curated:python-minimal")
+        return
+    try:
+        env = Environment.from_file("curated:python-minimal@latest")
+    except EnvbuildError as exc:
+        pytest.skip(f"no curated python-minimal here: {exc.what}")
+    assert env.name == "python-minimal" and env.key.startswith("v1:")
+
+
+def test_directory_with_nothing_to_load(tmp_path):
+    with pytest.raises(SpecError, match="nothing envbuild can load"):
+        Environment.from_file(tmp_path)
+
+
+# -- Python API -----------------------------------------------------------------------------------------------
+
+
+def test_python_api_mirrors_the_azure_ml_sdk():
+    env = Environment("api")
+    deps = CondaDependencies.create(conda_packages=["numpy=1.26"], pip_packages=["six"], python_version="3.11",
+                                    channels=["conda-forge"])
+    env.python.conda_dependencies = deps
+    assert deps.conda_packages == ["python=3.11", "numpy=1.26"] and deps.get_python_version() == "3.11"
+    deps.set_python_version("3.12")
+    deps.add_conda_package("numpy=1.26")  # already there
+    deps.add_pip_package("Requests>=2")
+    deps.add_channel("bioconda")
+    assert deps.conda_packages == ["python=3.12", "numpy=1.26"] and deps.channels == ["conda-forge", "bioconda"]
+    deps.remove_pip_package("requests")
+    deps.remove_conda_package("NumPy")
+    deps.remove_channel("bioconda")
+    assert (deps.conda_packages, deps.pip_packages, deps.channels) == (["python=3.12"], ["six"], ["conda-forge"])
+    env.environment_variables["OMP_NUM_THREADS"] = "1"
+    env.docker.gpu, env.docker.cuda = True, "12.1.0"
+    assert env.canonical()["docker"]["cuda"] == "12.1"
+    env.docker.base_image = "python:3.11"
+    with pytest.raises(SpecError, match="cannot be set while docker.base_image is set"):
+        env.docker.base_dockerfile = "FROM scratch\n"
+    env.docker.base_image = None
+    env.docker.base_dockerfile = "FROM scratch\n"
+    with pytest.raises(SpecError, match="exactly one of"):
+        env.docker.build_context = "/tmp"
+
+
+def full_environment(tmp_path) -> Environment:
+    env = Environment("full", version="3", description="everything", tags={"team": "ml", "ratio": "1.10"})
+    env.python.conda_dependencies = CondaDependencies.create(
+        conda_packages=["numpy>=1.20,<2", "conda-forge::scipy=1.11"], pip_packages=["six==1.16.0", "Requests[socks]"],
+        python_version="3.11", channels=["conda-forge", "defaults"],
+        pip_options=["--extra-index-url https://download.pytorch.org/whl/cpu", "--constraint idna<4"])
+    env.environment_variables = {"MODE": "fast", "EMPTY": "", "NUMBER": "1.10"}
+    env.docker.gpu, env.docker.cuda, env.docker.platform = True, "12.1", "linux-aarch64"
+    env.python.interpreter_path = "/opt/env/bin/python"
+    return env
+
+
+@pytest.mark.parametrize("base", ["image", "dockerfile", "context", "default", "lock"])
+def test_save_to_directory_round_trips_exactly(tmp_path, base):
+    env = full_environment(tmp_path)
+    if base == "image":
+        env.docker.base_image = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04:latest"
+    elif base == "dockerfile":
+        env.docker.base_dockerfile = "FROM python:3.11\nRUN echo hi\n"
+    elif base == "context":
+        write(tmp_path / "ctx" / "Build.Dockerfile", "FROM python:3.11\nCOPY a /a\n")
+        write(tmp_path / "ctx" / "a", "a\n")
+        env.docker.build_context = str(tmp_path / "ctx")
+        env.docker.dockerfile_path = "Build.Dockerfile"
+    elif base == "lock":
+        env.lock_file = str(write(tmp_path / "conda-lock.yml", LOCK.replace("osx-arm64", "linux-aarch64")))
+    env.save_to_directory(tmp_path / "saved")
+    loaded = Environment.load_from_directory(tmp_path / "saved")
+    assert loaded == env
+    assert loaded.key == env.key
+    assert Environment.from_file(tmp_path / "saved") == env
+    with pytest.raises(SpecError, match="not empty"):
+        env.save_to_directory(tmp_path / "saved")
+    env.save_to_directory(tmp_path / "saved", overwrite=True)
+
+
+def test_saved_directory_is_an_azure_ml_environment(tmp_path):
+    env = full_environment(tmp_path)
+    env.docker.base_image = "python:3.11"
+    env.save_to_directory(tmp_path / "saved")
+    import yaml
+
+    spec = yaml.safe_load((tmp_path / "saved" / "environment.yaml").read_text())
+    assert spec["image"] == "python:3.11" and spec["conda_file"] == "conda.yaml" and spec["os_type"] == "linux"
+    conda = yaml.safe_load((tmp_path / "saved" / "conda.yaml").read_text())
+    assert conda["dependencies"][-1] == {"pip": ["six==1.16.0", "Requests[socks]"]}
