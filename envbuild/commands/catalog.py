@@ -65,16 +65,21 @@ def register(sub) -> None:
                               ("shell", "an interactive shell in an environment")):
         p = sub.add_parser(command, help=helptext)
         p.add_argument("ref", metavar="SPEC|NAME[:VERSION]", help="spec file, catalog NAME[:VERSION] or curated:NAME")
-        p.add_argument("--shm-size", default=None, help="shared memory size, e.g. 2g (default: 1g)")
-        p.add_argument("--gpus", choices=("auto", "all", "none"), default="auto",
-                       help="auto: --gpus all for GPU environments on a host with GPUs")
-        p.add_argument("--mount-at", help="where the working directory appears (default: the same path)")
-        p.add_argument("-e", "--env", action="append", default=[], metavar="K=V", help="extra variable for this run")
-        p.add_argument("-v", "--verbose", action="store_true", help="stream the build log (stderr)")
-        add_common(p)
+        _run_options(p)
         if command == "run":
-            p.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ARGS...")
+            p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD",
+                           help="the command and its arguments (options between SPEC and -- are envbuild's)")
         p.set_defaults(func=cmd_run, shell=command == "shell")
+
+
+def _run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--shm-size", default=None, help="shared memory size, e.g. 2g (default: 1g)")
+    parser.add_argument("--gpus", choices=("auto", "all", "none"), default="auto",
+                        help="auto: --gpus all for GPU environments on a host with GPUs")
+    parser.add_argument("--mount-at", help="where the working directory appears (default: the same path)")
+    parser.add_argument("-e", "--env", action="append", default=[], metavar="K=V", help="extra variable for this run")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show progress and stream the build log (stderr)")
+    add_common(parser)
 
 
 def _common(parser: argparse.ArgumentParser, func) -> None:
@@ -286,13 +291,29 @@ def _format_change(change: dict) -> str:
 # -- run, shell ---------------------------------------------------------------------------------------------------
 
 
+def _split_run_arguments(args) -> list[str]:
+    """`run SPEC [OPTIONS] -- CMD...`: argparse hands everything after SPEC over unparsed (so that the command's
+    own options stay its own); the options before `--` are envbuild's and are parsed here. Without `--`, all of it
+    is the command, as with `docker run IMAGE CMD...`."""
+    rest = args.command
+    if "--" not in rest:
+        return rest
+    split = rest.index("--")
+    if split:
+        options = argparse.ArgumentParser(prog=f"envbuild run {args.ref}", add_help=False)
+        _run_options(options)
+        options.parse_args(rest[:split], namespace=args)
+    return rest[split + 1:]
+
+
+
 def cmd_run(args) -> int:
     from ..runner import DEFAULT_SHM_SIZE, run_ref
 
     if args.shell:
         command = ["sh", "-c", "command -v bash >/dev/null && exec bash || exec sh"]
     else:
-        command = args.command[1:] if args.command[:1] == ["--"] else args.command
+        command = _split_run_arguments(args)
         if not command:
             from ..errors import SpecError
 

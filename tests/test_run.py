@@ -1,0 +1,156 @@
+"""`envbuild run` / `Environment.run`: build if needed, run in the image with the working directory mounted.
+
+The docker command line is checked without an engine; everything else runs real containers on the real engine
+(one tiny pip environment, built once for the module).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from envbuild import catalog, runner
+from envbuild.spec import Environment
+from tests.conftest import write
+
+SPEC = """\
+name: runner-test
+dependencies:
+  - pip:
+    - six>=1.16
+variables:
+  GREETING: bonjour
+"""
+
+SCRIPT = """\
+import os, sys
+import six
+with open("result.txt", "w") as out:
+    out.write(f"{six.__name__} {os.environ['GREETING']} {os.environ.get('EXTRA', '-')} {os.getcwd()}")
+print("to stdout")
+print("to stderr", file=sys.stderr)
+sys.exit(int(sys.argv[1]))
+"""
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "envbuild", *args], capture_output=True, text=True, cwd=cwd)
+
+
+# -- the command line, without an engine --------------------------------------------------------------------------
+
+
+def test_docker_command_mounts_the_working_directory_and_applies_options(tmp_path):
+    cmd = runner.docker_command("img:1", ["python", "x.py"], workdir=tmp_path, shm_size="2g", gpus=True,
+                                environment={"B": "2", "A": "1"}, docker="docker")
+    assert cmd[:3] == ["docker", "run", "--rm"]
+    assert f"type=bind,source={tmp_path},target={tmp_path}" in cmd
+    assert cmd[cmd.index("-w") + 1] == str(tmp_path)
+    assert cmd[cmd.index("--shm-size") + 1] == "2g"
+    assert cmd[cmd.index("--gpus") + 1] == "all"
+    assert cmd[-3:] == ["img:1", "python", "x.py"]
+    assert [cmd[i + 1] for i, arg in enumerate(cmd) if arg == "-e"] == ["A=1", "B=2"]
+    assert "--gpus" not in runner.docker_command("img:1", ["true"], workdir=tmp_path, docker="docker")
+
+
+def test_a_working_directory_that_would_hide_system_files_is_mounted_at_workspace(tmp_path):
+    assert runner.mount_point(Path("/usr/src/project")) == "/workspace"
+    assert runner.mount_point(Path("/")) == "/workspace"
+    assert runner.mount_point(tmp_path) == str(tmp_path)
+    assert runner.mount_point(tmp_path, "/code") == "/code"
+
+
+def test_gpu_environments_are_recognised():
+    cpu = Environment(name="cpu")
+    assert not runner.is_gpu_environment(cpu)
+    assert runner.is_gpu_environment(catalog.load_curated("curated:pytorch-gpu@latest"))
+    cpu.docker.cuda = "12.4"
+    assert runner.is_gpu_environment(cpu)
+
+
+# -- real containers -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def shared_home(engine, tmp_path_factory):
+    """One envbuild home for the module, so the test environment is built once."""
+    path = tmp_path_factory.mktemp("run-home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ENVBUILD_HOME", str(path))
+        yield path
+
+
+@pytest.fixture
+def project(tmp_path) -> Path:
+    write(tmp_path / "environment.yml", SPEC)
+    write(tmp_path / "script.py", SCRIPT)
+    return tmp_path
+
+
+@pytest.mark.engine
+def test_api_run_writes_into_the_mounted_directory_and_returns_exit_code_and_output(shared_home, project):
+    env = Environment.from_file(project / "environment.yml")
+    result = env.run(["python", "script.py", "3"], workdir=project, environment={"EXTRA": "extra"})
+    assert result.returncode == 3 and not result.ok
+    assert (result.stdout, result.stderr) == ("to stdout\n", "to stderr\n")
+    assert (project / "result.txt").read_text() == f"six bonjour extra {project}"
+    assert result.image.spec_key == env.key
+
+    again = env.run("echo $GREETING from $(pwd)", workdir=project)
+    assert (again.returncode, again.stdout) == (0, f"bonjour from {project}\n")
+    assert again.image.cached and again.image.id == result.image.id
+
+
+@pytest.mark.engine
+def test_cli_run_passes_exit_code_stdout_and_stderr_through(shared_home, project):
+    done = cli("run", "environment.yml", "--", "python", "script.py", "0", cwd=project)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "to stdout\n" and done.stderr.endswith("to stderr\n")
+    assert (project / "result.txt").read_text() == f"six bonjour - {project}"
+
+    (project / "result.txt").unlink()
+    failed = cli("run", "environment.yml", "-e", "EXTRA=cli", "--", "python", "script.py", "42", cwd=project)
+    assert failed.returncode == 42
+    assert failed.stdout == "to stdout\n"
+    assert (project / "result.txt").read_text() == f"six bonjour cli {project}"
+
+    missing = cli("run", "environment.yml", "--", "no-such-command", cwd=project)
+    assert missing.returncode == 127
+
+
+@pytest.mark.engine
+def test_cli_run_shm_size_is_configurable(shared_home, project):
+    probe = "import os; s = os.statvfs('/dev/shm'); print(s.f_blocks * s.f_frsize)"
+    done = cli("run", "environment.yml", "--shm-size", "256m", "--", "python", "-c", probe, cwd=project)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) == 256 * 1024 * 1024
+
+
+@pytest.mark.engine
+def test_run_by_catalog_name_records_the_image_and_its_lock(shared_home, project):
+    registered = json.loads(cli("env", "create", "--file", "environment.yml", "--name", "runner", "--json",
+                                cwd=project).stdout)
+    for _ in range(2):
+        done = cli("run", "runner:1", "--", "python", "-c", "import six; print(six.__version__)", cwd=project)
+        assert done.returncode == 0, done.stderr
+    shown = json.loads(cli("env", "show", "--name", "runner", "--version", "1", "--json", cwd=project).stdout)
+    (build,) = shown["builds"]  # the second run reused the image: one record
+    assert shown["key"] == registered["key"]
+    assert build["image"].startswith("envbuild/env:") and build["image_id"].startswith("sha256:")
+    lock = cli("env", "show", "--name", "runner", "--version", "1", "--lock", cwd=project).stdout
+    locked = [line for line in lock.splitlines() if "six-" in line and "url:" in line]
+    assert locked and locked[0].split("six-")[1].split("-")[0] == done.stdout.strip()
+    history = cli("history", "runner", cwd=project).stdout
+    assert build["image"] in history
+
+
+@pytest.mark.engine
+def test_curated_reference_runs(shared_home, project):
+    done = cli("run", "curated:python-minimal@latest", "--", "python", "-c",
+               "import os, sys; print(sys.version_info[:2], os.environ['PYTHONUNBUFFERED'])", cwd=project)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "(3, 11) 1\n"
