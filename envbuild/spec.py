@@ -298,13 +298,13 @@ class Environment:
 
         save_environment(self, Path(path), overwrite=overwrite)
 
-    # -- values --------------------------------------------------------------------------------------------------
     def run(self, command, **options):
         """Run `command` in this environment's image, built first if needed (options: envbuild.runner.run)."""
         from .runner import run
 
         return run(self, command, **options)
 
+    # -- values --------------------------------------------------------------------------------------------------
     def copy(self) -> "Environment":
         return copy.deepcopy(self)
 
