@@ -1,13 +1,32 @@
-"""Canonical form and keys: pure logic, no engine."""
+"""Canonical form and keys: pure logic, no engine.
+
+Equivalent spellings share a key, and only where they match exactly the same packages (checked against
+packaging's and rattler's own matchers); any semantic change gives a new key (tables and hypothesis properties).
+"""
 
 from __future__ import annotations
 
+import random
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from envbuild import keys
+from envbuild.explain import diff_canonical, format_differences
+from envbuild.keys import canonical_conda_spec, canonical_pip_requirement
 from envbuild.spec import Environment
 from tests.conftest import write
 
 
 def key_of_requirements(tmp_path, text: str, name: str = "r") -> str:
     return Environment.from_pip_requirements(name, write(tmp_path / f"{name}.txt", text)).key
+
+
+def key_of_file(tmp_path, name: str, text: str) -> str:
+    return Environment.from_file(write(tmp_path / name, text)).key
 
 
 def test_cosmetic_variants_share_a_key(tmp_path):
@@ -43,3 +62,316 @@ def test_metadata_never_enters_the_key(tmp_path):
 
 def test_keys_are_versioned(tmp_path):
     assert key_of_requirements(tmp_path, "six\n").startswith("v1:")
+
+
+# -- tables: what is the same, what is not --------------------------------------------------------------------
+
+CONDA = "channels: [conda-forge]\ndependencies:\n  - {}\n"
+
+EQUIVALENT = [
+    ("requirements.txt", "numpy==1.21.5\n", "numpy==1.21.5.0\n"),
+    ("requirements.txt", "foo==1.0\n", "foo==1.0.0\n"),
+    ("requirements.txt", "numpy>=1.20,<2\n", "numpy <2.0, >=1.20.0\n"),
+    ("requirements.txt", "pkg[extra]\n", "PKG[Extra]\n"),
+    ("requirements.txt", "requests[socks,security]\n", "requests[security, socks]\n"),
+    ("requirements.txt", "Scikit_Learn\n", "scikit-learn\n"),
+    ("requirements.txt", "six; python_version < '3.8'\n", 'six ;python_version<"3.8"\n'),
+    ("requirements.txt", "six\nsix\n", "six\n"),
+    ("requirements.txt", "torch==2.1.0+cpu\n", "torch==2.1+cpu\n"),
+    ("requirements.txt", "git+https://github.com/a/b.git@v1#egg=b\n", "b @ git+https://github.com/a/b.git@v1\n"),
+    ("requirements.txt", "six\n", "--index-url https://pypi.org/simple/\nsix\n"),
+    ("requirements.txt", "-i https://x.org/simple\nsix\n", "--index-url=\"https://x.org/simple/\"\nsix\n"),
+    ("environment.yml", CONDA.format("numpy=1.21"), CONDA.format("numpy 1.21.*")),
+    ("environment.yml", CONDA.format("numpy==1.21.5"), CONDA.format("numpy 1.21.5")),
+    ("environment.yml", CONDA.format("numpy>=1.20,<2"), CONDA.format("'numpy <2,>=1.20'")),
+    ("environment.yml", CONDA.format("python=3.11"), CONDA.format("python 3.11.*")),
+    ("environment.yml", CONDA.format("numpy==1.21"), CONDA.format("numpy==1.21.0")),
+    ("environment.yml", CONDA.format("numpy"), CONDA.format("NumPy *")),
+    ("environment.yml", CONDA.format("conda-forge::numpy"), CONDA.format("https://conda.anaconda.org/conda-forge::numpy")),
+    ("environment.yml", CONDA.format("numpy[build=py39*]"), CONDA.format("numpy * py39*")),
+    ("environment.yml", "channels: [conda-forge]\ndependencies: [six]\n",
+     "channels: ['https://conda.anaconda.org/conda-forge/', nodefaults]\ndependencies: [six, six]\n"),
+    ("environment.yml", CONDA.format("six"), "name: x  # metadata\nprefix: /opt/x\n" + CONDA.format("six  # why")),
+]
+
+
+@pytest.mark.parametrize("file, a, b", EQUIVALENT)
+def test_equivalent_spellings_share_a_key(tmp_path, file, a, b):
+    assert key_of_file(tmp_path / "a", file, a) == key_of_file(tmp_path / "b", file, b)
+
+
+DIFFERENT = [
+    ("requirements.txt", "numpy>=1.20\n", "numpy>=1.21\n"),
+    ("requirements.txt", "numpy~=1.4\n", "numpy~=1.4.0\n"),
+    ("requirements.txt", "numpy==1.*\n", "numpy==1.0.*\n"),
+    ("requirements.txt", "pkg\n", "pkg[extra]\n"),
+    ("requirements.txt", "pkg\n", "pkg; python_version < '3.8'\n"),
+    ("requirements.txt", "pkg==1.0\n", "pkg===1.0\n"),
+    ("requirements.txt", "pkg==1.0\n", "pkg==1.0.post0\n"),
+    ("requirements.txt", "--extra-index-url https://a\n--extra-index-url https://b\nsix\n",
+     "--extra-index-url https://b\n--extra-index-url https://a\nsix\n"),
+    ("requirements.txt", "six\n", "--pre\nsix\n"),
+    ("requirements.txt", "b @ git+https://github.com/a/b.git@v1\n", "b @ git+https://github.com/a/b.git@v2\n"),
+    ("environment.yml", CONDA.format("numpy=1.21"), CONDA.format("numpy==1.21")),
+    ("environment.yml", CONDA.format("numpy=1.21"), CONDA.format("numpy=1.21.0")),
+    ("environment.yml", CONDA.format("numpy"), CONDA.format("conda-forge::numpy")),
+    ("environment.yml", CONDA.format("numpy 1.21.* py39*"), CONDA.format("numpy 1.21.* py310*")),
+    ("environment.yml", CONDA.format("cf_xarray"), CONDA.format("cf-xarray")),  # two conda packages
+    ("environment.yml", "channels: [conda-forge, defaults]\ndependencies: [six]\n",
+     "channels: [defaults, conda-forge]\ndependencies: [six]\n"),
+    ("environment.yml", "channels: [conda-forge]\ndependencies: [six]\n",
+     "channels: [conda-forge, defaults]\ndependencies: [six]\n"),
+    ("environment.yml", CONDA.format("six") + "variables: {A: '1'}\n", CONDA.format("six") + "variables: {A: '1.0'}\n"),
+    ("environment.yml", CONDA.format("six"), CONDA.format("six") + "platforms: [linux-aarch64]\n"),
+]
+
+
+@pytest.mark.parametrize("file, a, b", DIFFERENT)
+def test_different_specs_get_different_keys(tmp_path, file, a, b):
+    assert key_of_file(tmp_path / "a", file, a) != key_of_file(tmp_path / "b", file, b)
+
+
+def test_docker_settings_and_versions_enter_the_key(tmp_path, monkeypatch):
+    env = Environment.from_pip_requirements("x", write(tmp_path / "r.txt", "six\n"))
+    seen = {env.key}
+
+    def changed(mutate) -> None:
+        other = env.copy()
+        mutate(other)
+        assert other.key not in seen
+        seen.add(other.key)
+
+    changed(lambda e: setattr(e.docker, "platform", "linux-aarch64"))
+    changed(lambda e: setattr(e.docker, "gpu", True))
+    changed(lambda e: (setattr(e.docker, "gpu", True), setattr(e.docker, "cuda", "12.1")))
+    changed(lambda e: (setattr(e.docker, "gpu", True), setattr(e.docker, "cuda", "12.2")))
+    changed(lambda e: setattr(e.docker, "base_image", "python:3.11"))
+    changed(lambda e: setattr(e.docker, "base_image", "python:3.12"))
+    changed(lambda e: setattr(e.docker, "base_image", "python@sha256:" + "a" * 64))
+    changed(lambda e: setattr(e.docker, "base_dockerfile", "FROM python:3.11\n"))
+    changed(lambda e: setattr(e.python, "user_managed_dependencies", True))
+    changed(lambda e: e.environment_variables.update(A="1"))
+    monkeypatch.setattr(keys, "TEMPLATE_VERSION", "999")
+    changed(lambda e: None)
+    monkeypatch.setattr(keys, "KEY_FORMAT", "v999")
+    assert env.key.startswith("v999:")
+
+
+def test_spellings_of_the_same_docker_settings_share_a_key():
+    def key(**docker) -> str:
+        env = Environment("x")
+        for name, value in docker.items():
+            setattr(env.docker, name, value)
+        return env.key
+
+    assert key(base_image="python") == key(base_image="docker.io/library/python:latest") == key(
+        base_image="index.docker.io/library/python:latest")
+    assert key(base_image="envbuild/python:3.11-bookworm") == key(base_image="docker.io/envbuild/python:3.11-bookworm")
+    assert key(base_image="python:3.11@sha256:" + "a" * 64) == key(base_image="python@sha256:" + "A" * 64)
+    assert key(base_image="localhost:5000/x") == key(base_image="localhost:5000/x:latest")
+    assert key(gpu=True, cuda="12.1") == key(gpu=True, cuda="12.1.0") == key(cuda="12.1")
+    assert key(platform="linux/amd64") == key(platform="linux-64")
+
+
+# -- merges are sound: each merged pair matches exactly the same versions ------------------------------------------
+
+PIP_VERSIONS = ["0.9", "1.0", "1.0.0", "1.0.1", "1.0.post1", "1.0a1", "1.0+cpu", "1.0.0+cpu", "1.1", "1.4", "1.4.5",
+                "1.5", "2.0", "2.0.0", "2.0rc1", "2.1.0+cpu", "2.1.1"]
+
+
+@pytest.mark.parametrize("specifier", ["==1.0.0", "!=1.0.0", ">=1.0.0", "<=1.0.0", ">1.0.0", "<2.0.0", "==2.1.0+cpu",
+                                       "~=1.4.0", "==1.0.*", ">=1.0.0,<2.0.0,!=1.0.1", "<2.0.0rc1"])
+def test_pip_spellings_merged_by_the_key_match_the_same_versions(specifier):
+    from packaging.requirements import Requirement
+    from packaging.specifiers import SpecifierSet
+
+    canonical = canonical_pip_requirement(f"pkg{specifier}")
+    written, merged = SpecifierSet(specifier), Requirement(canonical).specifier
+    for version in PIP_VERSIONS:
+        for prereleases in (None, True):
+            assert written.contains(version, prereleases=prereleases) == merged.contains(version, prereleases=prereleases), (
+                specifier, canonical, version)
+
+
+CONDA_VERSIONS = ["1", "1.0", "1.0.0", "1.0.1", "1.20", "1.20.0", "1.20.1", "1.21", "1.21.0", "1.21.5", "1.21.5.1",
+                  "1.22", "2", "2.0", "2.0.0", "2.1", "3.0a1", "3"]
+
+
+@pytest.mark.parametrize("spec", ["numpy=1.21", "numpy==1.21.0", "numpy>=1.20.0,<2.0", "numpy !=1.20.0",
+                                  "numpy >=3|>=1.20,<2.0.0", "numpy 1.21.*", "numpy >1.0.0,<=2.0.0"])
+def test_conda_spellings_merged_by_the_key_match_the_same_versions(spec):
+    from rattler import MatchSpec, Version, VersionSpec
+
+    written = VersionSpec(str(MatchSpec(spec).version))
+    merged = VersionSpec(str(MatchSpec(canonical_conda_spec(spec)).version))
+    for version in CONDA_VERSIONS:
+        assert written.matches(Version(version)) == merged.matches(Version(version)), (spec, version)
+
+
+def test_canonical_spellings_are_fixed_points():
+    for spec in ["numpy[version='>=1.2', build_number=3]", "ucx-proc=*=gpu", "numpy >=3|>=1.20,<2",
+                 "https://104.17.92.24:443::flask=1.0.2", "numpy[subdir=linux-64]"]:
+        once = canonical_conda_spec(spec)
+        assert canonical_conda_spec(once) == once
+    for requirement in ["Foo_Bar[B,a]>=1.0,!=1.5.0; python_version >= '3.8'", "b @ git+https://x/b.git#egg=b"]:
+        once = canonical_pip_requirement(requirement)
+        assert canonical_pip_requirement(once) == once
+
+
+# -- properties: re-spelling never changes a key, a semantic change always does -----------------------------------
+
+PIP_NAMES = ["scikit-learn", "typing-extensions", "zope-interface", "numpy", "requests", "six", "pyyaml", "torch"]
+CONDA_NAMES = ["numpy", "scipy", "python", "libblas", "pytorch", "zlib", "cudatoolkit"]
+CHANNELS = ["conda-forge", "bioconda", "pytorch", "nvidia"]
+MARKERS = [("python_version", ">=", "3.8"), ("sys_platform", "==", "linux"), ("platform_machine", "!=", "aarch64")]
+BOUNDS = [(">=", "1.2"), ("<", "3"), ("!=", "2.1"), ("<=", "2.5"), (">", "0.9")]
+
+
+@st.composite
+def environments(draw) -> dict:
+    """A semantic model of an environment: what must decide the key, and nothing else."""
+    pip = {}
+    for name in draw(st.lists(st.sampled_from(PIP_NAMES), unique=True, max_size=5)):
+        pip[name] = {"bounds": sorted(draw(st.lists(st.sampled_from(BOUNDS), unique_by=lambda b: b[0], max_size=3))),
+                     "extras": sorted(draw(st.lists(st.sampled_from(["socks", "security", "cpu"]), unique=True, max_size=2))),
+                     "marker": draw(st.sampled_from([None, *MARKERS]))}
+    conda = {}
+    for name in draw(st.lists(st.sampled_from(CONDA_NAMES), unique=True, max_size=5)):
+        conda[name] = draw(st.sampled_from([None, ("fuzzy", "1.21"), ("fuzzy", "3.11"), ("range", ">=1.20", "<2"),
+                                            ("exact", "1.2.3"), ("build", "2.0", "py311*")]))
+    return {"pip": pip, "conda": conda,
+            "channels": draw(st.lists(st.sampled_from(CHANNELS), unique=True, max_size=3)),
+            "variables": draw(st.dictionaries(st.sampled_from(["A", "B", "MODE"]), st.sampled_from(["1", "x", ""]),
+                                              max_size=2)),
+            "index": draw(st.sampled_from([None, "https://download.pytorch.org/whl/cpu"]))}
+
+
+def _respell_name(rng: random.Random, name: str) -> str:
+    return "".join(rng.choice("-_.") if c == "-" else (c.upper() if rng.random() < 0.3 else c) for c in name)
+
+
+def _pad(rng: random.Random, version: str) -> str:
+    return version + ".0" * rng.randint(0, 2)
+
+
+def _pip_line(rng: random.Random, name: str, spec: dict) -> str:
+    out = _respell_name(rng, name)
+    if spec["extras"]:
+        extras = [e.upper() if rng.random() < 0.5 else e for e in spec["extras"]]
+        rng.shuffle(extras)
+        out += "[" + rng.choice([",", ", "]).join(extras) + "]"
+    bounds = [f"{op}{rng.choice(['', ' '])}{_pad(rng, v)}" for op, v in spec["bounds"]]
+    rng.shuffle(bounds)
+    out += rng.choice(["", " "]) + rng.choice([",", " , "]).join(bounds)
+    if spec["marker"]:
+        var, op, value = spec["marker"]
+        quote = rng.choice("'\"")
+        out += rng.choice([";", " ; "]) + f"{var}{rng.choice(['', ' '])}{op}{rng.choice(['', ' '])}{quote}{value}{quote}"
+    return out
+
+
+def _conda_line(rng: random.Random, name: str, spec) -> str:
+    written = name.upper() if rng.random() < 0.3 else name
+    if spec is None:
+        return written + rng.choice(["", " *", "=*"])
+    kind = spec[0]
+    if kind == "fuzzy":
+        return written + rng.choice([f"={spec[1]}", f" {spec[1]}.*", f"={spec[1]}.*"])
+    if kind == "range":
+        bounds = [f"{spec[1]}{'.0' * rng.randint(0, 1)}", f"{spec[2]}{'.0' * rng.randint(0, 1)}"]
+        rng.shuffle(bounds)
+        return written + rng.choice(["", " "]) + ",".join(bounds)
+    if kind == "exact":
+        return written + rng.choice([f"=={spec[1]}", f" {spec[1]}", f" =={spec[1]}"])
+    return written + rng.choice([f" {spec[1]}.* {spec[2]}", f"={spec[1]}.*[build={spec[2]}]"])
+
+
+def render(model: dict, seed: int) -> str:
+    """environment.yml text for `model`, spelled one of many equivalent ways (order, case, padding, comments)."""
+    rng = random.Random(seed)
+    conda = [_conda_line(rng, n, s) for n, s in model["conda"].items()]
+    conda += rng.sample(conda, k=min(len(conda), rng.randint(0, 1)))  # a duplicate
+    rng.shuffle(conda)
+    pip = [_pip_line(rng, n, s) for n, s in model["pip"].items()]
+    rng.shuffle(pip)
+    if model["index"]:
+        pip.insert(rng.randint(0, len(pip)), f"--extra-index-url {model['index']}" + rng.choice(["", "/"]))
+    channels = [rng.choice([c, f"https://conda.anaconda.org/{c}/"]) for c in model["channels"]]
+    variables = list(model["variables"].items())
+    rng.shuffle(variables)
+    lines = [f"name: {rng.choice(['a', 'b'])}", "channels:" + ("" if channels else " []")]
+    lines += [f"  - {c!r}" for c in channels]
+    lines.append("dependencies:" + ("" if conda or pip else " []"))
+    lines += [f"  - {c!r}" + rng.choice(["", "  # comment"]) for c in conda]
+    if pip:
+        lines.append("  - pip:")
+        lines += [f"      - {p!r}" for p in pip]
+    if variables:
+        lines.append("variables:")
+        lines += [f"  {k}: {v!r}" for k, v in variables]
+    return "\n".join(lines) + "\n"
+
+
+def key_of_text(text: str) -> str:
+    with tempfile.TemporaryDirectory() as tmp:
+        return Environment.from_file(write(Path(tmp) / "environment.yml", text)).key
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(environments(), st.integers(0, 2**32), st.integers(0, 2**32))
+def test_respelling_never_changes_the_key(model, seed_a, seed_b):
+    assert key_of_text(render(model, seed_a)) == key_of_text(render(model, seed_b))
+
+
+def _mutations(model: dict) -> list:
+    """Every semantic change we can make to `model` (each must change the key)."""
+    out = []
+    for name, spec in model["pip"].items():
+        out.append(("drop pip", lambda m, n=name: m["pip"].pop(n)))
+        out.append(("extra", lambda m, n=name: m["pip"][n].update(extras=sorted({*m["pip"][n]["extras"], "zz"}))))
+        out.append(("marker", lambda m, n=name: m["pip"][n].update(
+            marker=None if m["pip"][n]["marker"] else MARKERS[0])))
+        if spec["bounds"]:
+            out.append(("bound", lambda m, n=name: m["pip"][n].update(
+                bounds=[(op, v + ".1") for op, v in m["pip"][n]["bounds"]])))
+    for name, spec in model["conda"].items():
+        out.append(("drop conda", lambda m, n=name: m["conda"].pop(n)))
+        out.append(("conda version", lambda m, n=name: m["conda"].update(
+            {n: ("exact", "9.9.9") if m["conda"][n] != ("exact", "9.9.9") else None})))
+    if len(model["channels"]) > 1:
+        out.append(("channel order", lambda m: m["channels"].reverse()))
+    out.append(("channel", lambda m: m["channels"].append("my-channel")))
+    out.append(("variable", lambda m: m["variables"].update(NEW="1")))
+    out.append(("index", lambda m: m.update(index=None if m["index"] else "https://example.org/simple")))
+    out.append(("pip added", lambda m: m["pip"].setdefault("brand-new", {"bounds": [], "extras": [], "marker": None})))
+    return out
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(environments(), st.integers(0, 2**32), st.data())
+def test_any_semantic_change_changes_the_key(model, seed, data):
+    import copy
+
+    name, mutate = data.draw(st.sampled_from(_mutations(model)), label="mutation")
+    changed = copy.deepcopy(model)
+    mutate(changed)
+    assert key_of_text(render(changed, seed)) != key_of_text(render(model, seed)), name
+
+
+# -- explain --------------------------------------------------------------------------------------------------------
+
+
+def test_diff_canonical_names_each_difference(tmp_path):
+    a = Environment.from_file(write(tmp_path / "a.yml", "channels: [a, b]\ndependencies:\n  - numpy>=1.20\n  - six\n"
+                                                         "  - pip:\n    - idna\nvariables: {MODE: fast}\n"))
+    b = Environment.from_file(write(tmp_path / "b.yml", "channels: [b, a]\ndependencies:\n  - numpy>=1.21\n  - zlib\n"
+                                                         "  - pip:\n    - idna[all]\nvariables: {MODE: slow}\n"))
+    b.docker.base_image = "python:3.11"
+    found = {(d.field, d.item, d.change) for d in diff_canonical(a.canonical(), b.canonical())}
+    assert found == {("channels", None, "reordered"), ("conda", "numpy", "changed"), ("conda", "six", "removed"),
+                     ("conda", "zlib", "added"), ("pip", "idna", "changed"), ("variables.MODE", None, "changed"),
+                     ("docker.base_image", None, "added")}
+    text = format_differences(diff_canonical(a.canonical(), b.canonical()), "a.yml", "b.yml")
+    assert "conda numpy: 'numpy >=1.20' → 'numpy >=1.21'" in text
+    assert diff_canonical(a.canonical(), a.copy().canonical()) == []
+    assert "same key" in format_differences([], "a", "b")
