@@ -238,8 +238,13 @@ variables:
         "docker-image-example:2 ")
     diff = json.loads(cli("diff", "docker-image-example:1", "docker-image-example:2", "--json").stdout)
     assert not diff["same_key"]
-    assert {"field": "variables.GREETING", "old": "hello", "new": "bonjour"} in diff["changes"]
-    assert "GREETING" in cli("diff", "docker-image-example:1", "docker-image-example:2").stdout
+    assert diff["changes"] == [{"field": "variables.GREETING", "change": "changed", "a": "hello", "b": "bonjour",
+                                "item": None}]
+    assert [(d["field"], d["change"], d["a"]) for d in diff["metadata"]] == [
+        ("description", "removed", "This is an updated description."), ("tags.stage", "removed", "prod"),
+        ("tags.team", "removed", "ml")]
+    assert "variables.GREETING: 'hello' → 'bonjour'" in cli("diff", "docker-image-example:1",
+                                                           "docker-image-example:2").stdout
 
     cli("env", "delete", "--name", "docker-image-example", "--version", "2")
     assert [e["version"] for e in json.loads(cli("env", "list", "--name", "docker-image-example",
@@ -276,7 +281,7 @@ def test_curated_references_resolve_and_ship_a_dockerfile():
 def test_curated_environment_registers_and_diffs_like_any_spec(home):
     assert json.loads(cli("env", "create", "--file", "curated:sklearn@latest", "--json").stdout)["version"] == 1
     assert catalog.get("sklearn") == catalog.load_curated("curated:sklearn@latest")
-    assert "same definition" in cli("diff", "curated:sklearn@latest", "sklearn:1").stdout
+    assert "same canonical form" in cli("diff", "curated:sklearn@latest", "sklearn:1").stdout
     listed = json.loads(cli("env", "list", "--curated", "--json").stdout)
     assert "curated:python-minimal:1" in {row["ref"] for row in listed}
 
@@ -300,3 +305,16 @@ def test_curated_files_ship_as_package_data(tmp_path):
             for file in (catalog.CURATED_SPEC, "Dockerfile"):
                 assert (shipped / name / str(version) / file).read_bytes() == \
                     (catalog.CURATED / name / str(version) / file).read_bytes()
+
+
+def test_any_catalog_version_round_trips_through_save_and_load_directory(home, tmp_path):
+    catalog.register(rich_env())
+    catalog.register(pip_env("rich", "six"))
+    for version in (1, 2):
+        stored = catalog.get("rich", version)
+        stored.save_to_directory(tmp_path / str(version))
+        loaded = Environment.load_from_directory(tmp_path / str(version))
+        assert loaded == stored and loaded.key == stored.key
+    # Registered back from its directory, the latest version is recognised as unchanged.
+    loaded.version = None
+    assert catalog.register(loaded) == 2

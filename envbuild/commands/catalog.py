@@ -246,46 +246,27 @@ def cmd_history(args) -> int:
 
 
 def cmd_diff(args) -> int:
+    from dataclasses import asdict
+
     from .. import catalog
+    from ..explain import diff_canonical, format_differences
 
     old, _ = catalog.resolve(args.old, home=args.cache_dir)
     new, _ = catalog.resolve(args.new, home=args.cache_dir)
-    changes = field_changes(old.canonical(), new.canonical())
-    metadata = field_changes({"description": old.description, "tags": old.tags},
-                             {"description": new.description, "tags": new.tags})
+    changes = diff_canonical(old.canonical(), new.canonical())
+    # Metadata never reaches the key, but a reviewer of two versions wants to see it changed.
+    metadata = diff_canonical({"description": old.description, "tags": old.tags},
+                              {"description": new.description, "tags": new.tags})
     if args.json:
         _print_json({"old": args.old, "new": args.new, "old_key": old.key, "new_key": new.key,
-                     "same_key": old.key == new.key, "changes": changes, "metadata": metadata})
+                     "same_key": old.key == new.key, "changes": [asdict(d) for d in changes],
+                     "metadata": [asdict(d) for d in metadata]})
         return 0
-    print(f"--- {args.old} {old.key}\n+++ {args.new} {new.key}")
-    if not changes:
-        print("same definition (same key)")
-    for change in changes + metadata:
-        print(_format_change(change))
+    print(f"A: {args.old} {old.key}\nB: {args.new} {new.key}")
+    print(format_differences(changes, args.old, args.new))
+    if metadata:
+        print("metadata (not part of the key):\n" + "\n".join(f"  {d}" for d in metadata))
     return 0
-
-
-def field_changes(old, new, path: str = "") -> list[dict]:
-    """What differs between two canonical forms: per field, and per item for lists (added/removed)."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        out = []
-        for name in sorted(set(old) | set(new)):
-            out += field_changes(old.get(name), new.get(name), f"{path}.{name}" if path else name)
-        return out
-    if isinstance(old, list) and isinstance(new, list):
-        removed = [item for item in old if item not in new]
-        added = [item for item in new if item not in old]
-        if removed or added:
-            return [{"field": path, "removed": removed, "added": added}]
-        return [{"field": path, "old": old, "new": new}] if old != new else []  # same items, new order
-    return [{"field": path, "old": old, "new": new}] if old != new else []
-
-
-def _format_change(change: dict) -> str:
-    if "added" in change:
-        return "\n".join([f"{change['field']}: - {item}" for item in change["removed"]] +
-                         [f"{change['field']}: + {item}" for item in change["added"]])
-    return f"{change['field']}: {change['old']!r} -> {change['new']!r}"
 
 
 # -- run, shell ---------------------------------------------------------------------------------------------------
