@@ -24,6 +24,9 @@ _EXPORTS = {
     "render": "envbuild.api",
     "Lock": "envbuild.resolver",
     "BuildPlan": "envbuild.renderer",
+    "Catalog": "envbuild.catalog",
+    "load_curated": "envbuild.catalog",
+    "RunResult": "envbuild.runner",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -154,3 +154,11 @@ def test_curated_reference_runs(shared_home, project):
                "import os, sys; print(sys.version_info[:2], os.environ['PYTHONUNBUFFERED'])", cwd=project)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "(3, 11) 1\n"
+
+
+@pytest.mark.engine
+def test_shell_reads_its_commands_from_stdin_when_not_a_terminal(shared_home, project):
+    done = subprocess.run([sys.executable, "-m", "envbuild", "shell", "environment.yml"], cwd=project, text=True,
+                          capture_output=True, input='echo "$GREETING in $(pwd)"\nexit 5\n')
+    assert done.returncode == 5, done.stderr
+    assert done.stdout == f"bonjour in {project}\n"
