@@ -1,0 +1,61 @@
+"""Builds in flight: identical requests from many processes merge into one build, and a builder killed midway
+leaves nothing behind (no entry, no lock that blocks the next one)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import write
+from tests.support.cache_helpers import cli_json, entries, remove_images, unique_template
+
+pytestmark = pytest.mark.engine
+
+
+def start_build(spec, template, home, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "envbuild", "build", str(spec), "--template", str(template),
+                             "--json", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "ENVBUILD_HOME": str(home)})
+
+
+def test_four_processes_asking_at_once_get_one_build_and_the_same_image(engine, home, tmp_path):
+    spec = write(tmp_path / "requirements.txt", "six\n")
+    template = unique_template(tmp_path, "RUN sleep 3")
+    processes = [start_build(spec, template, home, "-q") for _ in range(4)]
+    results = []
+    for process in processes:
+        out, errors = process.communicate(timeout=600)
+        assert process.returncode == 0, errors
+        results.append(json.loads(out))
+    sources = sorted(result["source"] for result in results)
+    assert sources.count("built") == 1, sources
+    assert set(sources) <= {"built", "joined", "cache"}
+    assert len({(r["key"], r["id"], r["image"]) for r in results}) == 1
+    assert list(entries(home)) == [results[0]["key"]]
+    assert cli_json("stats")["builds"] == 1
+    remove_images(home)
+
+
+def test_a_build_killed_midway_leaves_no_entry_and_the_next_call_builds(engine, home, tmp_path):
+    spec = write(tmp_path / "requirements.txt", "six\n")
+    template = unique_template(tmp_path, "RUN echo envbuild-test-step-started && sleep 6")
+    victim = start_build(spec, template, home)
+    deadline = time.monotonic() + 300
+    for line in victim.stderr:  # plain progress: the build log streams to stderr line by line
+        if "envbuild-test-step-started" in line or time.monotonic() > deadline:
+            break
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait()
+    assert entries(home) == {}
+
+    # A process waiting for the killed one is not blocked forever: the kernel dropped the dead one's lock.
+    after = cli_json("build", str(spec), "--template", str(template), "-q")
+    assert after["source"] == "built"
+    assert list(entries(home)) == [after["key"]]
+    remove_images(home)
