@@ -170,7 +170,10 @@ def canonical_conda_spec(spec: str, origin=None) -> str:
 
     try:
         match = MatchSpec(spec.strip())
-    except Exception as exc:  # rattler raises its own InvalidMatchSpecError
+        canonical = match.to_canonical_string()
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # rattler's own errors, and pyo3's PanicException (a BaseException) on odd input
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SpecError(f"invalid conda match spec {spec.strip()!r}: {reason}", where=str(origin) if origin else None,
                         fix="write a conda match spec such as `numpy>=1.24,<2`, `numpy=1.26` or "
@@ -178,7 +181,6 @@ def canonical_conda_spec(spec: str, origin=None) -> str:
     if match.name is None:
         raise SpecError(f"conda match spec {spec.strip()!r} names no package", where=str(origin) if origin else None,
                         fix="start the spec with the package name")
-    canonical = match.to_canonical_string()
     fields = {}
     if "[" in canonical:
         fields = {k: v for k, v in _BRACKET_FIELD.findall(canonical[canonical.index("["):])}
@@ -195,6 +197,14 @@ def canonical_conda_spec(spec: str, origin=None) -> str:
         out += f" {version}"
     if fields:
         out += "[" + ",".join(f"{k}={v}" for k, v in fields.items()) + "]"
+    try:
+        MatchSpec(out)  # the resolver receives this spelling: it must parse back
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException:
+        raise SpecError(f"conda match spec {spec.strip()!r} cannot be written back in conda's syntax (as {out!r})",
+                        where=str(origin) if origin else None,
+                        fix="remove quotes and unusual characters from the version and build parts") from None
     return out
 
 
@@ -275,6 +285,12 @@ def canonical_pip_requirement(requirement: str, origin=None) -> str:
         out += ",".join(sorted({_canonical_specifier(s) for s in req.specifier}))
     if req.marker:
         out += f"; {req.marker}"
+    try:
+        Requirement(out)  # the resolver receives this spelling: it must parse back
+    except InvalidRequirement:
+        raise SpecError(f"requirement {requirement.strip()!r} cannot be written back as PEP 508 (as {out!r})",
+                        where=str(origin) if origin else None,
+                        fix="write it as `name`, `name<spec>` or `name @ URL` with a valid project name") from None
     return out
 
 
