@@ -61,6 +61,7 @@ CREATE TABLE IF NOT EXISTS builds (
     image     TEXT NOT NULL,
     image_id  TEXT NOT NULL,
     build_key TEXT NOT NULL,
+    spec_key  TEXT NOT NULL,
     lock_key  TEXT,
     lock      TEXT,
     built_by  TEXT NOT NULL,
@@ -85,6 +86,7 @@ class Build:
     image: str
     image_id: str
     build_key: str
+    spec_key: str  # differs from the version's key where the build completed the spec (a GPU request's CUDA)
     lock_key: str | None
     lock: str | None
     built_by: str
@@ -354,7 +356,8 @@ class Catalog:
 
     def _entry(self, row: sqlite3.Row) -> Entry:
         builds = tuple(
-            Build(image=b["image"], image_id=b["image_id"], build_key=b["build_key"], lock_key=b["lock_key"],
+            Build(image=b["image"], image_id=b["image_id"], build_key=b["build_key"], spec_key=b["spec_key"],
+                  lock_key=b["lock_key"],
                   lock=b["lock"], built_by=b["built_by"], built_at=b["built_at"])
             for b in self._db.execute("SELECT * FROM builds WHERE name = ? AND version = ? ORDER BY built_at, rowid",
                                       (row["name"], row["version"])))
@@ -415,20 +418,17 @@ class Catalog:
         `lock` is a resolver.Lock or the text of a conda-lock.yml. Recording the same image again is a no-op.
         """
         entry = self.entry(name, version)
-        if image.spec_key != entry.key:
-            raise CatalogError(f"image {image.image} was built from spec {image.spec_key}, not from {entry.ref} "
-                               f"({entry.key})", fix="record the image built from this version's definition")
         for build in entry.builds:
             if build.image_id == image.id and build.build_key == image.key:
                 return build
-        lock_text = getattr(lock, "text", lock)
-        build = Build(image=image.image, image_id=image.id, build_key=image.key, lock_key=image.lock_key,
-                      lock=lock_text, built_by=current_user(), built_at=time.time())
+        build = Build(image=image.image, image_id=image.id, build_key=image.key, spec_key=image.spec_key,
+                      lock_key=image.lock_key, lock=getattr(lock, "text", lock), built_by=current_user(),
+                      built_at=time.time())
         with self._write() as db:
-            db.execute("INSERT INTO builds (name, version, image, image_id, build_key, lock_key, lock, built_by, "
-                       "built_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                       (entry.name, entry.version, build.image, build.image_id, build.build_key, build.lock_key,
-                        build.lock, build.built_by, build.built_at))
+            db.execute("INSERT INTO builds (name, version, image, image_id, build_key, spec_key, lock_key, lock, "
+                       "built_by, built_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (entry.name, entry.version, build.image, build.image_id, build.build_key, build.spec_key,
+                        build.lock_key, build.lock, build.built_by, build.built_at))
             self._event(db, entry.name, entry.version, "build", {"image": image.image, "id": image.id}, build.built_by)
         return build
 

@@ -191,21 +191,23 @@ def run_ref(ref: str, command: Sequence[str] | str, *, cache_dir=None, **options
         return run(env, command, cache_dir=cache_dir, **options)
 
     def record(image: "Image") -> None:
-        if any(b.image_id == image.id and b.build_key == image.key for b in entry.builds):
-            return
-        catalog.record_build(entry.name, entry.version, image, _lock_of(env, cache_dir), home=cache_dir)
+        if not any(b.image_id == image.id and b.build_key == image.key for b in entry.builds):
+            catalog.record_build(entry.name, entry.version, image, lock_text(image, cache_dir), home=cache_dir)
 
     return run(env, command, cache_dir=cache_dir, on_image=record, **options)
 
 
-def _lock_of(env: "Environment", cache_dir=None):
-    """The lock the image was built from: the same lock request as api.build makes, so a lock-cache hit."""
-    from .api import base_for, lock
-    from .engine import Engine
+def lock_text(image: "Image", cache_dir=None) -> str | None:
+    """The conda-lock.yml an image was built from: kept by the index at build time, else read from the image
+    (images pulled from a shared registry or found on the engine carry it at LOCK_PATH)."""
+    from . import config
+    from .cache import Index
+    from .renderer import LOCK_PATH
 
-    engine = Engine()
-    try:
-        base = base_for(env, engine)
-    finally:
-        engine.close()
-    return lock(env, python_version=base.python_version, glibc=base.glibc, cache_dir=cache_dir)
+    with Index(config.home(cache_dir)) as index:
+        detail = index.detail_get(image.key) or {}
+    if detail.get("lock"):
+        return detail["lock"]
+    done = subprocess.run([docker_cli(), "run", "--rm", "--entrypoint", "cat", image.image, LOCK_PATH],
+                          capture_output=True, text=True)
+    return done.stdout if done.returncode == 0 and done.stdout else None

@@ -318,3 +318,23 @@ def test_any_catalog_version_round_trips_through_save_and_load_directory(home, t
     # Registered back from its directory, the latest version is recognised as unchanged.
     loaded.version = None
     assert catalog.register(loaded) == 2
+
+
+def test_builds_are_recorded_once_per_image_with_their_lock(home):
+    from envbuild.api import Image
+
+    catalog.register(pip_env("built", "six"))
+    image = Image(image="envbuild/env:v1-abc", id="sha256:abc", key="v1:abc", spec_key=catalog.get("built").key,
+                  lock_key="v1:lock", cached=False, source="built", seconds=1.0)
+    first = catalog.record_build("built", 1, image, "version: 1\npackage: []\n")
+    assert catalog.record_build("built", 1, image, "ignored: the image is known") == first
+    with Catalog() as cat:
+        entry = cat.entry("built", 1)
+        _, events = cat.history("built")
+    assert entry.builds == (first,) and entry.latest_build.lock == "version: 1\npackage: []\n"
+    assert (first.image, first.image_id, first.build_key, first.lock_key) == (
+        "envbuild/env:v1-abc", "sha256:abc", "v1:abc", "v1:lock")
+    assert [e["action"] for e in events] == ["register", "build"]
+    shown = json.loads(cli("env", "show", "--name", "built", "--version", "1", "--json").stdout)
+    assert shown["builds"][0]["image"] == "envbuild/env:v1-abc" and "lock" not in shown["builds"][0]
+    assert cli("env", "show", "--name", "built", "--lock").stdout == "version: 1\npackage: []\n"

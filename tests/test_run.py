@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from envbuild import catalog, runner
+from envbuild.cache import Index
+from envbuild.resolver import read_lock
 from envbuild.spec import Environment
 from tests.conftest import write
 
@@ -146,6 +148,20 @@ def test_run_by_catalog_name_records_the_image_and_its_lock(shared_home, project
     assert locked and locked[0].split("six-")[1].split("-")[0] == done.stdout.strip()
     history = cli("history", "runner", cwd=project).stdout
     assert build["image"] in history
+
+
+@pytest.mark.engine
+def test_image_found_on_the_engine_by_a_new_home_records_the_lock_it_carries(shared_home, home, project):
+    """A fresh home (its own index) reuses the image built above: the lock then comes from inside the image."""
+    cli("env", "create", "--file", "environment.yml", "--name", "elsewhere", cwd=project)
+    done = cli("run", "elsewhere:1", "--", "true", cwd=project)
+    assert done.returncode == 0, done.stderr
+    with catalog.Catalog(home) as cat:
+        build = cat.entry("elsewhere", 1).latest_build
+    with Index(home) as fresh:
+        assert not (fresh.detail_get(build.build_key) or {}).get("lock")  # this home never built it
+    recorded = write(project / "recorded-lock.yml", build.lock)
+    assert read_lock(recorded).key == build.lock_key  # exactly the lock the image was built from
 
 
 @pytest.mark.engine
