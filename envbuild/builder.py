@@ -120,7 +120,8 @@ def _detect(kind: str | None) -> Builder:
     except ImportError:
         raise BuildError("no docker CLI that can build with BuildKit, and no docker SDK for the classic builder",
                          fix="install the buildx plugin, or a docker CLI before 23, or `pip install docker`") from None
-    log.warning("falling back to the classic builder: %s", CLASSIC_LIMITATIONS)
+    log.warning("%s the classic builder: %s", "using" if kind else "no BuildKit found, falling back to",
+                CLASSIC_LIMITATIONS)
     return Builder("classic", candidates[0] if candidates else None)
 
 
@@ -209,7 +210,7 @@ def _build_classic(context: Path, tag: str, dockerfile: str, labels, build_args,
                     on_log(lines[-1])
                 raise _failure(tag, lines)
             image_id = (chunk.get("aux") or {}).get("ID") or image_id
-            for line in (chunk.get("stream") or "").splitlines():
+            for line in _ANSI.sub("", chunk.get("stream") or "").splitlines():
                 lines.append(line)
                 if on_log:
                     on_log(line)
@@ -219,6 +220,9 @@ def _build_classic(context: Path, tag: str, dockerfile: str, labels, build_args,
     if not image_id:
         raise _failure(tag, lines)
     return image_id, "\n".join(lines)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # the classic builder colours stderr lines
 
 
 def _failure(tag: str, lines: list[str]) -> BuildError:

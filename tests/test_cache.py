@@ -107,3 +107,17 @@ def test_gc_removes_images_and_entries_together_in_policy_order(engine, home, tm
 def test_gc_without_a_limit_is_refused(home):
     done = cli("gc", check=False)
     assert done.returncode != 0 and "--max-size" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_classic_builder_is_a_last_resort_that_says_what_it_cannot_do(engine, home, tmp_path, cleanup):
+    # No packages: the classic builder has no BuildKit secret for the host CA, so PyPI is out of its reach here.
+    spec = write(tmp_path / "requirements.txt", "# nothing to install\n")
+    built = cli_json("build", str(spec), "--template", str(unique_template(tmp_path)), "--builder", "classic", "-q")
+    assert built["source"] == "built" and built["builder"] == "classic"
+    assert any("cache mounts" in warning for warning in built["warnings"])
+    assert "Step 1/" in cli("logs", built["key"]).stdout  # the classic builder's own log, kept with the entry
+
+    failing = unique_template(tmp_path, "RUN echo classic-about-to-fail && false")
+    done = cli("build", str(spec), "--template", str(failing), "--builder", "classic", "-q", check=False)
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert "classic-about-to-fail" in done.stderr and " at Step " in done.stderr
