@@ -37,8 +37,9 @@ EXTRA_CONDA = ["zstd", "lz4-c", "libiconv", "tzdata", "ncurses", "xz"]
 EXTRA_PIP = ["six", "idna", "tomli", "wheel", "attrs", "colorama"]
 GENERATED_CONDA = ["numpy", "pandas", "scipy", "matplotlib", "scikit-learn", "pytorch", "xarray", "dask", "numba",
                    "pyarrow", "h5py", "netcdf4", "zarr", "seaborn", "statsmodels", "jupyterlab", "ipykernel"]
-GENERATED_PIP = ["requests", "PyYAML", "typing_extensions", "python-dateutil", "Jinja2", "MarkupSafe", "charset_normalizer",
-                 "huggingface_hub", "safetensors", "tokenizers", "azureml-mlflow", "mlflow_skinny", "ruamel.yaml"]
+GENERATED_PIP = ["requests", "PyYAML", "typing_extensions", "python-dateutil", "Jinja2", "MarkupSafe",
+                 "charset_normalizer", "huggingface_hub", "safetensors", "tokenizers", "azureml-mlflow",
+                 "mlflow_skinny", "ruamel.yaml"]
 _CONDA_CONSTRAINT = re.compile(r"^(>=|<=|==|!=|<|>|=)?\d[\w.*+]*$")
 _CONDA_DEP = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.\-]*)\s*(.*)$")
 
@@ -139,7 +140,10 @@ def _conda_dep(spec: str) -> Dep | None:
     match = _CONDA_DEP.match(spec.strip())
     if not match or "::" in spec or "[" in spec:
         return None
-    constraints = [c.strip() for c in match.group(2).split(",") if c.strip()]
+    # `==1.2.*` is conda's `1.2.*` (starts with 1.2), but rattler, envbuild's resolver, reads it so only as the
+    # first constraint of a list and as `==1.2` after a comma: its meaning would hang on the order. Seeds use the
+    # form whose meaning does not.
+    constraints = [re.sub(r"^==(.*\.\*)$", r"\1", c.strip()) for c in match.group(2).split(",") if c.strip()]
     if not all(_CONDA_CONSTRAINT.match(c) for c in constraints):
         return None
     return Dep("conda", match.group(1).lower(), constraints)
@@ -268,7 +272,7 @@ SEMANTIC = ["version bound", "extra", "marker", "channel order", "added package"
 
 def render(spec: Spec, style: Style) -> str:
     pad = " " * style.indent
-    q = (lambda s: f'"{s}"') if style.quote else (lambda s: s)
+    q = json.dumps if style.quote else (lambda s: s)  # a JSON string is a YAML double-quoted scalar
     lines = [f"name: {spec.name}"]
     if style.comments:
         lines.insert(0, "# generated for the envbuild equivalence benchmark")
@@ -412,6 +416,7 @@ def score(requests: list[Request], key) -> dict:
     missed_by_change: dict[str, int] = {}
     examples: list[dict] = []
     errors: list[str] = []
+    single_change: dict[str, list[int]] = {}  # change → [hits, files] over files with just that one change
     times = []
     for request in requests:
         started = time.perf_counter()
@@ -438,10 +443,17 @@ def score(requests: list[Request], key) -> dict:
             if len(examples) < 3:
                 examples.append({"change": change, "file": request.path.read_text(),
                                  "same_key_as": previous.path.read_text()})
+        if request.truth in seen_truths and len(request.changes) == 1:
+            tally = single_change.setdefault(request.changes[0], [0, 0])
+            tally[0] += previous is not None and previous.truth == request.truth
+            tally[1] += 1
         seen_truths.add(request.truth)
     return {"hit_rate": hits / equivalent if equivalent else 0.0, "hits": hits, "equivalent_requests": equivalent,
             "false_hits": false_hits, "false_hits_by_change": false_by_change,
-            "misses_by_cosmetic_change": missed_by_change, "false_hit_examples": examples,
+            "misses_by_cosmetic_change": missed_by_change,
+            "hit_rate_by_single_change": {change: round(100 * h / n, 1)
+                                          for change, (h, n) in sorted(single_change.items())},
+            "false_hit_examples": examples,
             "unreadable_files": len(errors), "unreadable_examples": errors[:3],
             "median_key_ms": 1000 * statistics.median(times)}
 

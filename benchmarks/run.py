@@ -2,10 +2,10 @@
 
 Every benchmarks/bench_*.py module is a benchmark: its `run(quick: bool) -> list[dict]` returns entries
 {"id", "name", "value", "unit", "baseline", "baseline_name", "ratio", "target", "details"}, each value a median of
-several runs with its baseline measured in the same run. A module may also define `plot(entries, directory, stem)`
-returning the PNG files it wrote (named `<stem>-….png`). This script prints one table, saves the JSON (one entry per id, each with the
-machine and versions it was measured on) and the plots next to it. A module that fails is a row in the table,
-not the end of the run.
+several runs with its baseline measured in the same run. A module may also define
+`plot(entries, directory, stem)` returning the PNG files it wrote (named `<stem>-….png`). This script prints one
+table, saves the JSON (one entry per id, each with the machine and versions it was measured on) and the plots next
+to it. A module that fails is a row in the table, not the end of the run.
 
 `--only` picks modules by the ids they declare: a module-level `IDS` tuple, else the P-numbers named in its
 docstring (read without importing it, so that skipped modules cost nothing). A module measuring several ids whose
