@@ -274,7 +274,7 @@ class Environment:
         if not p.is_file():
             raise SpecError(f"{p}: no such file or directory", fix="check the path")
         lowered = p.name.lower()
-        if lowered == "dockerfile" or lowered.startswith("dockerfile.") or lowered.endswith(".dockerfile"):
+        if lowered in ("dockerfile", "containerfile") or lowered.startswith("dockerfile.") or lowered.endswith(".dockerfile"):
             return cls.from_dockerfile(name or p.parent.name or "dockerfile", p)
         if p.suffix.lower() in (".yml", ".yaml"):
             return _load_yaml_spec(p, name)
@@ -338,12 +338,16 @@ def _load_directory(directory: Path, name: str | None) -> Environment:
     if (directory / "conda-meta").is_dir():
         return Environment.from_conda_prefix(name or directory.name, directory)
     if (directory / ENVIRONMENT_FILE).is_file():
-        return Environment.load_from_directory(directory)
+        return Environment.from_file(directory / ENVIRONMENT_FILE, name)
     if (directory / "Dockerfile").is_file():
         return Environment.from_build_context(name or directory.name, directory)
+    # A project directory: the spec file it is known by.
+    for file_name in ("environment.yml", "conda.yaml", "conda.yml", "requirements.txt"):
+        if (directory / file_name).is_file():
+            return Environment.from_file(directory / file_name, name)
     raise SpecError(f"{directory} is a directory with nothing envbuild can load", where=str(directory),
-                    fix="pass a spec file, a conda prefix (with conda-meta/), a build context (with a Dockerfile) "
-                        "or a directory written by save_to_directory")
+                    fix="pass a spec file, a conda prefix (with conda-meta/), a build context (with a Dockerfile), "
+                        "a directory written by save_to_directory or one with environment.yml/requirements.txt")
 
 
 def _load_yaml_spec(path: Path, name: str | None) -> Environment:
@@ -681,7 +685,8 @@ _INDEX_OPTIONS = {
 }
 # Options that do not change which packages are installed: the lock pins and hashes everything anyway.
 _IGNORED_OPTIONS = {"--hash", "--use-feature", "--require-hashes", "--no-build-isolation", "--progress-bar",
-                    "--no-cache-dir", "--disable-pip-version-check", "--upgrade", "-U"}
+                    "--no-cache-dir", "--disable-pip-version-check", "--upgrade", "-U", "--use-pep517",
+                    "--no-use-pep517", "--upgrade-strategy"}
 
 
 def parse_requirements_file(path: Path, *, seen: set[str], files: list[str]) -> list[RequirementLine]:

@@ -6,6 +6,7 @@ packaging's and rattler's own matchers); any semantic change gives a new key (ta
 
 from __future__ import annotations
 
+import json
 import random
 import tempfile
 from pathlib import Path
@@ -375,3 +376,68 @@ def test_diff_canonical_names_each_difference(tmp_path):
     assert "conda numpy: 'numpy >=1.20' → 'numpy >=1.21'" in text
     assert diff_canonical(a.canonical(), a.copy().canonical()) == []
     assert "same key" in format_differences([], "a", "b")
+
+
+# -- command line ---------------------------------------------------------------------------------------------------
+
+
+def run_cli(capsys, *argv: str) -> str:
+    from envbuild.cli import main
+
+    assert main(list(argv)) == 0
+    return capsys.readouterr().out
+
+
+def test_key_and_canonical_accept_every_input_kind(tmp_path, capsys):
+    write(tmp_path / "ctx" / "Dockerfile", "FROM python:3.11\nCOPY a /a\n")
+    write(tmp_path / "ctx" / "a", "a\n")
+    write(tmp_path / "azure" / "conda.yml", "channels: [conda-forge]\ndependencies: [six]\n")
+    inputs = [
+        write(tmp_path / "requirements.txt", "six\n"),
+        write(tmp_path / "environment.yml", "channels: [conda-forge]\ndependencies: [six]\n"),
+        write(tmp_path / "azure" / "env.yml", "name: a\nimage: python:3.11\nconda_file: conda.yml\n"),
+        write(tmp_path / "plain" / "Dockerfile", "FROM python:3.11\n"),
+        tmp_path / "ctx",
+        write(tmp_path / "prefix" / "conda-meta" / "six.json",
+              '{"name": "six", "version": "1.16.0", "build": "py_0", "channel": "conda-forge", "subdir": "noarch"}'),
+    ]
+    inputs[-1] = tmp_path / "prefix"
+    keys_seen = set()
+    for spec in inputs:
+        key = run_cli(capsys, "key", str(spec)).strip()
+        assert key == Environment.from_file(spec).key
+        canonical = run_cli(capsys, "canonical", str(spec))
+        assert json.loads(canonical) == Environment.from_file(spec).canonical()
+        assert canonical == json.dumps(json.loads(canonical), indent=2, sort_keys=True) + "\n"  # sorted, stable
+        keys_seen.add(key)
+    assert len(keys_seen) == len(inputs)
+
+
+def test_explain_two_specs(tmp_path, capsys):
+    a = write(tmp_path / "a.txt", "numpy>=1.20\nsix\n")
+    b = write(tmp_path / "b.txt", "numpy>=1.21\nsix\n")
+    out = run_cli(capsys, "explain", str(a), str(b))
+    assert "1 difference(s)" in out and "pip numpy: 'numpy>=1.20' → 'numpy>=1.21'" in out
+    found = json.loads(run_cli(capsys, "explain", str(a), str(b), "--json"))
+    assert [(d["field"], d["item"], d["change"]) for d in found] == [("pip", "numpy", "changed")]
+    assert "same canonical form" in run_cli(capsys, "explain", str(a), str(write(tmp_path / "c.txt", "SIX\nnumpy >= 1.20.0\n")))
+
+
+def test_explain_against_the_cache_names_the_nearest_built_spec(tmp_path, capsys):
+    from envbuild.cache import Index
+
+    home = tmp_path / "home"
+    built = {name: Environment.from_file(write(tmp_path / name, text)) for name, text in [
+        ("near.txt", "numpy>=1.20\nsix\n"), ("far.txt", "torch\nrequests\nidna\n")]}
+    index = Index(home)
+    for env in built.values():
+        index.canonical_put(env.key, env.canonical())
+    index.close()
+    spec = write(tmp_path / "spec.txt", "numpy>=1.20\nsix\nidna\n")
+    out = run_cli(capsys, "explain", str(spec), "--cache-dir", str(home))
+    assert f"the nearest is {built['near.txt'].key}" in out and "pip idna: only in B" in out
+    report = json.loads(run_cli(capsys, "explain", str(spec), "--cache-dir", str(home), "--json"))
+    assert report["nearest"] == built["near.txt"].key and not report["built"]
+    out = run_cli(capsys, "explain", str(tmp_path / "near.txt"), "--cache-dir", str(home))
+    assert "has been built" in out
+    assert "built nothing yet" in run_cli(capsys, "explain", str(spec), "--cache-dir", str(tmp_path / "empty"))
