@@ -16,7 +16,8 @@ import os
 from pathlib import Path
 
 from .errors import SpecError
-from .spec import CONDA_FILE, ENVIRONMENT_FILE, Environment, YamlDocument, load_conda_file, read_yaml, reject_placeholders
+from .spec import (CONDA_FILE, ENVIRONMENT_FILE, Environment, YamlDocument, load_conda_file, read_text, read_yaml,
+                   reject_placeholders)
 
 SCHEMA_URL = "https://azuremlschemas.azureedge.net/latest/environment.schema.json"
 # Fields only an Azure ML environment has: their presence tells such a file from a conda environment file.
@@ -111,6 +112,7 @@ def _load_build(document: YamlDocument, env: Environment) -> None:
     built = Environment.from_build_context(env.name, directory, dockerfile_path)
     env.docker.build_context = built.docker.build_context
     env.docker.dockerfile_path = dockerfile_path
+    env.source_files.extend(built.source_files)
 
 
 def _load_conda_file(document: YamlDocument, env: Environment) -> None:
@@ -139,15 +141,19 @@ def _load_extension(document: YamlDocument, extension: dict, env: Environment) -
         env.python.user_managed_dependencies = bool(extension["user_managed_dependencies"])
     env.python.interpreter_path = str(extension.get("interpreter_path") or env.python.interpreter_path)
     if extension.get("base_dockerfile_file"):
-        docker.base_dockerfile = (document.path.parent / extension["base_dockerfile_file"]).read_text(encoding="utf-8")
+        dockerfile = document.path.parent / extension["base_dockerfile_file"]
+        docker.base_dockerfile = read_text(dockerfile)
+        env.source_files.append(str(dockerfile))
     elif extension.get("base_dockerfile"):
         docker.base_dockerfile = str(extension["base_dockerfile"])
+        env.source_files.append(docker.base_dockerfile)
     for option in extension.get("pip_options") or []:
         env.python.conda_dependencies.set_pip_option(str(option))
     env.environment_variables.update(document.string_map(document.child(node, "environment_variables"),
                                                          "environment_variables"))
     if extension.get("lock_file"):
         env.lock_file = str((document.path.parent / str(extension["lock_file"])).resolve())
+        env.source_files.append(env.lock_file)
 
 
 def save_environment(env: Environment, directory: Path, overwrite: bool = False) -> None:

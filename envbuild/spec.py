@@ -212,12 +212,13 @@ class Environment:
         """A Dockerfile (path): its text becomes docker.base_dockerfile; if it COPYs or ADDs local files, its
         directory becomes the build context instead, since the build needs those files."""
         path = Path(dockerfile)
-        text = _read_text(path)
+        text = read_text(path)
         _check_dockerfile(path, text)
         env = cls._with_packages(name, conda_specification, pip_requirements)
         if _copies_local_files(text):
             env.docker.build_context = str(path.parent)
             env.docker.dockerfile_path = path.name
+            env.source_files.extend(_context_files(path.parent, but=path))
         else:
             env.docker.base_dockerfile = text
         env.source_files.insert(0, str(path))
@@ -233,10 +234,11 @@ class Environment:
         if not dockerfile.is_file():
             raise SpecError(f"build context {root} has no {dockerfile_path}", where=str(root),
                             fix="add the Dockerfile or name it with dockerfile_path")
-        _check_dockerfile(dockerfile, _read_text(dockerfile))
+        _check_dockerfile(dockerfile, read_text(dockerfile))
         env = cls._with_packages(name, conda_specification, pip_requirements)
         env.docker.build_context = str(root)
         env.docker.dockerfile_path = dockerfile_path
+        env.source_files.extend([str(dockerfile), *_context_files(root, but=dockerfile)])
         return env
 
     @classmethod
@@ -434,7 +436,7 @@ class YamlDocument:
 def read_yaml(path: Path) -> YamlDocument:
     import yaml
 
-    text = _read_text(path)
+    text = read_text(path)
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)  # libyaml when present: same nodes, faster
     try:
         node = loader.get_single_node()
@@ -450,7 +452,7 @@ def read_yaml(path: Path) -> YamlDocument:
     return YamlDocument(path, text, data, node)
 
 
-def _read_text(path: Path) -> str:
+def read_text(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
@@ -697,7 +699,7 @@ def parse_requirements_file(path: Path, *, seen: set[str], files: list[str]) -> 
     if not path.is_file():
         raise SpecError(f"requirements file {path} does not exist", where=str(path),
                         fix="check the path (includes are relative to the including file)")
-    text = _read_text(path)
+    text = read_text(path)
     files.append(str(path))
     return parse_requirement_lines(text.splitlines(), origin_path=path, first_line=1,
                                    seen=seen | {resolved}, files=files)
@@ -841,6 +843,11 @@ def _check_dockerfile(path: Path, text: str) -> None:
                             where=f"{path}:{number}", fix="render the template (replace every {{...}}) first")
     if not re.search(r"^\s*FROM\s", text, re.IGNORECASE | re.MULTILINE):
         raise SpecError("a Dockerfile needs a FROM instruction", where=str(path), fix="start it with `FROM <image>`")
+
+
+def _context_files(root: Path, but: Path) -> list[str]:
+    """Every file of a build context: the cache-hit memo must see a change in any of them."""
+    return [str(p) for p in sorted(root.rglob("*")) if p.is_file() and p != but]
 
 
 def _copies_local_files(text: str) -> bool:

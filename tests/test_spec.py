@@ -332,6 +332,8 @@ def test_dockerfile_and_build_context(tmp_path):
     write(tmp_path / "copying" / "app.py", "print(1)\n")
     env = Environment.from_file(copying)  # it needs its directory: that becomes the build context
     assert env.docker.build_context == str(tmp_path / "copying") and env.docker.base_dockerfile is None
+    # The cache-hit memo checks every source file: a changed context file must not hit the old image.
+    assert env.source_files == [str(copying), str(tmp_path / "copying" / "app.py")]
     assert Environment.from_file(tmp_path / "copying").key == env.key
     with pytest.raises(SpecError, match="placeholder"):
         Environment.from_file(write(tmp_path / "t" / "Dockerfile", "FROM base:{{tag}}\n"))
