@@ -135,6 +135,19 @@ def table(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
+def markdown_table(rows: list[dict], about: dict) -> str:
+    """The table for benchmarks/README.md, with the machine it was measured on."""
+    lines = ["| id | benchmark | envbuild | baseline | ratio | target |", "|---|---|---|---|---|---|"]
+    for row in rows:
+        value = _value(row.get("value"), row.get("unit")) if "value" in row else row.get("status", "")
+        lines.append(f"| {row.get('id', '?')} | {row.get('name', '')} | {value} | {_baseline(row)} | "
+                     f"{_number(row.get('ratio'), 'x')} | {row.get('target', '')} |")
+    memory = f"{about['memory_bytes'] / 2**30:.0f} GiB" if about.get("memory_bytes") else "?"
+    lines.append(f"\nMeasured on {about['cpu']} ({about['cores']} cores, {memory}), {about['os']}, "
+                 f"Python {about['python']}, envbuild {about['envbuild']}, Docker Engine {about['docker_engine']}.")
+    return "\n".join(lines) + "\n"
+
+
 def _number(value, unit: str = "") -> str:
     if value is None:
         return "-"
@@ -218,8 +231,10 @@ def main(argv: list[str] | None = None) -> int:
                 "seconds": time.perf_counter() - started, "machine": about, "results": results,
                 "plots": [os.path.relpath(p, out.parent) for p in plots]}
     out.write_text(json.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")
+    markdown = out.with_suffix(".md")
+    markdown.write_text(markdown_table(rows, about), encoding="utf-8")
     print(table(rows))
-    print(f"\nsaved {out}" + "".join(f"\nsaved {p}" for p in plots))
+    print("".join(f"\nsaved {p}" for p in [out, markdown, *plots]))
     return 1 if not rows else 0
 
 
