@@ -140,6 +140,26 @@ class DockerSection:
     cuda: str | None = None
     platform: str = "linux-64"
 
+    # The Azure ML SDK's spellings.
+    @property
+    def gpu_support(self) -> bool:
+        return self.gpu
+
+    @gpu_support.setter
+    def gpu_support(self, value: bool) -> None:
+        self.gpu = bool(value)
+
+    @property
+    def enabled(self) -> bool:
+        """Always True: envbuild always builds a container image (Azure ML could also run without one)."""
+        return True
+
+    @enabled.setter
+    def enabled(self, value: bool) -> None:
+        if not value:
+            raise SpecError("docker.enabled = False is not supported: envbuild builds container images",
+                            fix="leave docker.enabled as True")
+
     def __setattr__(self, name: str, value) -> None:
         if name in _EXCLUSIVE_BASES and value is not None:
             for other in _EXCLUSIVE_BASES:
@@ -197,6 +217,11 @@ class Environment:
         env = cls(name=name)
         load_conda_prefix(Path(prefix), env)
         return env
+
+    @classmethod
+    def from_existing_conda_environment(cls, name: str, conda_environment_name: str) -> "Environment":
+        """Like the Azure ML SDK: a conda environment by name (or prefix path), found where conda keeps them."""
+        return cls.from_conda_prefix(name, find_conda_environment(conda_environment_name))
 
     @classmethod
     def from_docker_image(cls, name: str, image: str, conda_specification=None,
@@ -270,6 +295,8 @@ class Environment:
         text = os.fspath(path)
         if text.startswith("curated:"):
             return _load_curated(text)
+        if text.startswith(DOCKER_IMAGE_PREFIX):
+            return cls.from_docker_image(name or "image", text[len(DOCKER_IMAGE_PREFIX):])
         p = Path(text)
         if p.is_dir():
             return _load_directory(p, name)
@@ -307,6 +334,12 @@ class Environment:
 
         return run(self, command, **options)
 
+    def build(self, **options):
+        """Build this environment's image (or find it in the cache): `envbuild.api.build(self, **options)`."""
+        from .api import build
+
+        return build(self, **options)
+
     # -- values --------------------------------------------------------------------------------------------------
     def copy(self) -> "Environment":
         return copy.deepcopy(self)
@@ -325,6 +358,8 @@ class Environment:
 
 ENVIRONMENT_FILE = "environment.yaml"
 CONDA_FILE = "conda.yaml"
+# `docker://python:3.11` names an image where a spec file is expected (skopeo's transport notation).
+DOCKER_IMAGE_PREFIX = "docker://"
 
 
 def _load_curated(reference: str) -> Environment:
@@ -816,6 +851,30 @@ def load_conda_prefix(prefix: Path, env: Environment) -> None:
             distribution, _, version = dist_info.name[: -len(".dist-info")].partition("-")
             deps.add_pip_package(f"{distribution}=={version}")
     env.source_files.append(str(meta))
+
+
+def find_conda_environment(name_or_prefix: str) -> Path:
+    """The prefix of a conda environment named `name_or_prefix`, searched where conda keeps environments."""
+    given = Path(name_or_prefix).expanduser()
+    if (given / "conda-meta").is_dir():
+        return given
+    home = Path.home()
+    roots = [Path(p) for p in os.environ.get("CONDA_ENVS_PATH", os.environ.get("CONDA_ENVS_DIRS", "")).split(os.pathsep) if p]
+    for variable in ("CONDA_ROOT", "MAMBA_ROOT_PREFIX", "CONDA_PREFIX"):
+        if os.environ.get(variable):
+            roots.append(Path(os.environ[variable]) / "envs")
+    roots += [home / ".conda" / "envs"] + [home / d / "envs" for d in ("miniconda3", "anaconda3", "miniforge3", "mambaforge")]
+    roots.append(Path("/opt/conda/envs"))
+    candidates = [root / name_or_prefix for root in roots]
+    environments_txt = home / ".conda" / "environments.txt"
+    if environments_txt.is_file():
+        candidates += [Path(line.strip()) for line in environments_txt.read_text().splitlines()
+                       if line.strip() and Path(line.strip()).name == name_or_prefix]
+    for candidate in candidates:
+        if (candidate / "conda-meta").is_dir():
+            return candidate
+    raise SpecError(f"no conda environment named {name_or_prefix!r}",
+                    fix="pass its prefix directory (`conda env list` shows it), or set CONDA_ENVS_PATH")
 
 
 def _record_channel(record: dict, subdir: str) -> str | None:

@@ -315,7 +315,18 @@ def test_existing_conda_prefix(tmp_path):
         Environment.from_conda_prefix("x", tmp_path)
 
 
+def test_existing_conda_environment_by_name(tmp_path, monkeypatch):
+    write(tmp_path / "envs" / "mycondaenv" / "conda-meta" / "six-1.16.0-py_0.json",
+          json.dumps({"name": "six", "version": "1.16.0", "build": "py_0", "channel": "conda-forge", "subdir": "noarch"}))
+    monkeypatch.setenv("CONDA_ENVS_PATH", str(tmp_path / "envs"))
+    env = Environment.from_existing_conda_environment(name="myenv", conda_environment_name="mycondaenv")
+    assert env.name == "myenv" and env.python.conda_dependencies.conda_packages == ["conda-forge::six ==1.16.0 py_0"]
+    with pytest.raises(SpecError, match="no conda environment named 'other'"):
+        Environment.from_existing_conda_environment("x", "other")
+
+
 def test_docker_image_is_user_managed_unless_packages_are_given(tmp_path):
+    assert Environment.from_file("docker://python:3.11") == Environment.from_docker_image("image", "python:3.11")
     env = Environment.from_docker_image("img", "python:3.11")
     assert env.python.user_managed_dependencies and env.docker.base_image == "python:3.11"
     assert env.canonical()["docker"]["base_image"] == "docker.io/library/python:3.11"
@@ -419,8 +430,12 @@ def test_python_api_mirrors_the_azure_ml_sdk():
     deps.remove_channel("bioconda")
     assert (deps.conda_packages, deps.pip_packages, deps.channels) == (["python=3.12"], ["six"], ["conda-forge"])
     env.environment_variables["OMP_NUM_THREADS"] = "1"
-    env.docker.gpu, env.docker.cuda = True, "12.1.0"
-    assert env.canonical()["docker"]["cuda"] == "12.1"
+    env.docker.gpu_support = True  # the SDK's spelling
+    env.docker.enabled = True
+    env.docker.cuda = "12.1.0"
+    assert env.docker.gpu and env.canonical()["docker"]["cuda"] == "12.1"
+    with pytest.raises(SpecError, match="builds container images"):
+        env.docker.enabled = False
     env.docker.base_image = "python:3.11"
     with pytest.raises(SpecError, match="cannot be set while docker.base_image is set"):
         env.docker.base_dockerfile = "FROM scratch\n"
