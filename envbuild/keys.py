@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import posixpath
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -73,7 +74,7 @@ def canonical_form(env: "Environment") -> dict:
         "docker": {
             "base_image": normalize_image_reference(docker.base_image) if docker.base_image else None,
             "base_dockerfile": digest(_dockerfile_text(docker.base_dockerfile)) if docker.base_dockerfile else None,
-            "build_context": (directory_digest(docker.build_context) + ":" + docker.dockerfile_path
+            "build_context": (directory_digest(docker.build_context) + ":" + posixpath.normpath(docker.dockerfile_path)
                               if docker.build_context else None),
             "gpu": bool(docker.gpu or docker.cuda),
             "cuda": normalize_cuda(docker.cuda) if docker.cuda else None,
@@ -345,14 +346,20 @@ def _canonical_specifier(specifier) -> str:
 
 
 def directory_digest(path: str | Path) -> str:
-    """Content digest of a build context: relative paths and bytes of every file, in sorted order."""
+    """Content digest of a build context: every file's relative path, executable bit and bytes, and every
+    directory (COPY creates empty ones too), in sorted order."""
     root = Path(path)
     if not root.is_dir():
         raise SpecError(f"build context {root} is not a directory", fix="point docker.build_context at a directory")
     h = hashlib.sha256()
-    for file in sorted(p for p in root.rglob("*") if p.is_file()):
-        h.update(str(file.relative_to(root).as_posix()).encode() + b"\0")
-        h.update(hashlib.sha256(file.read_bytes()).digest())
+    for entry in sorted(root.rglob("*")):
+        relative = entry.relative_to(root).as_posix()
+        if entry.is_dir():
+            h.update(f"{relative}/\0".encode())
+        elif entry.is_file():
+            executable = b"x" if entry.stat().st_mode & 0o111 else b"-"
+            h.update(relative.encode() + b"\0" + executable)
+            h.update(hashlib.sha256(entry.read_bytes()).digest())
     return h.hexdigest()
 
 

@@ -441,3 +441,22 @@ def test_explain_against_the_cache_names_the_nearest_built_spec(tmp_path, capsys
     out = run_cli(capsys, "explain", str(tmp_path / "near.txt"), "--cache-dir", str(home))
     assert "has been built" in out
     assert "built nothing yet" in run_cli(capsys, "explain", str(spec), "--cache-dir", str(tmp_path / "empty"))
+
+
+def test_build_context_key_follows_its_content(tmp_path):
+    write(tmp_path / "ctx" / "Dockerfile", "FROM python:3.11\nCOPY . /app\n")
+    script = write(tmp_path / "ctx" / "run.sh", "echo hi\n")
+    env = Environment.from_build_context("ctx", tmp_path / "ctx")
+    original = env.key
+    assert Environment.from_build_context("ctx", tmp_path / "ctx", dockerfile_path="./Dockerfile").key == original
+    keys_seen = [original]
+    # Each change alters what COPY puts in the image: content, the executable bit, an empty directory.
+    for change in (lambda: script.write_text("echo bye\n"), lambda: script.chmod(0o755),
+                   lambda: (tmp_path / "ctx" / "empty").mkdir()):
+        change()
+        keys_seen.append(env.key)
+    assert len(set(keys_seen)) == 4
+    script.write_text("echo hi\n")
+    script.chmod(0o644)
+    (tmp_path / "ctx" / "empty").rmdir()
+    assert env.key == original
