@@ -4,7 +4,8 @@ The docker CLI runs the container (not the SDK) so that the command's stdin, std
 code pass straight through, exactly as if it ran on the host. The working directory is mounted into the
 container (at the same path, so absolute paths in arguments keep working; at /workspace when the host path would
 shadow the image's own system directories) and is the container's working directory. GPU environments get
-`--gpus all` when the host has GPUs and a container runtime for them.
+`--gpus all` when the host has GPUs and a container runtime for them (GPU images are known by the CUDA label the
+renderer gives them).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SHM_SIZE = "1g"  # Docker's 64 MB default breaks PyTorch DataLoader workers and NCCL
 FALLBACK_MOUNT = "/workspace"
+GPU_LABEL = "org.envbuild.cuda.version"  # set by the renderer on images with a GPU stack
 # Mounting the working directory at one of these would hide the image's own files.
 _SYSTEM_DIRECTORIES = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/opt", "/proc", "/run",
                        "/sbin", "/sys", "/usr", "/var")
@@ -54,10 +56,6 @@ class RunResult:
             raise EnvbuildError(f"command {' '.join(self.command)} exited with {self.returncode} in {self.image.image}",
                                 fix=f"read its output:\n{(self.stderr or '')[-2000:]}")
         return self
-
-
-def is_gpu_environment(env: "Environment") -> bool:
-    return bool(env.docker.gpu or env.docker.cuda)
 
 
 def host_has_gpus(engine=None) -> bool:
@@ -140,35 +138,42 @@ def host_user() -> str | None:
     return None if uid == 0 else f"{uid}:{os.getgid()}"
 
 
-def run(env: "Environment", command: Sequence[str] | str, *, workdir: str | os.PathLike | None = None,
-        mount_at: str | None = None, shm_size: str | None = DEFAULT_SHM_SIZE, gpus: str = "auto",
-        environment: dict[str, str] | None = None, capture: bool = True, interactive: bool = False,
-        user: str | None = None, cache_dir=None, on_progress: Callable[[str, str], None] | None = None,
-        on_log: Callable[[str], None] | None = None, on_image: Callable[["Image"], None] | None = None) -> RunResult:
+def run(env: "Environment", command: Sequence[str] | str, *, cache_dir=None,
+        on_progress: Callable[[str, str], None] | None = None, on_log: Callable[[str], None] | None = None,
+        on_image: Callable[["Image"], None] | None = None, **options) -> RunResult:
     """Run `command` (a list, or a string for `sh -c`) in the image of `env`, building it first if needed.
 
-    capture=True returns the command's stdout/stderr as text; capture=False lets them (and stdin, with
-    interactive=True) go to the caller's terminal. gpus: "auto" (GPU environments on a GPU host), "all", "none".
-    `environment` adds variables for this run only (the environment's own are in the image already).
-    `on_image` is called with the image before the command starts (e.g. to record it in the catalog).
+    `on_image` is called with the image before the command starts (e.g. to record it in the catalog); the other
+    options are `run_image`'s.
     """
     from .api import build
 
-    argv = ["sh", "-c", command] if isinstance(command, str) else [str(c) for c in command]
-    if not argv:
-        from .errors import SpecError
+    argv = _argv(command)
+    image = build(env, cache_dir=cache_dir, on_progress=on_progress, on_log=on_log)
+    if on_image:
+        on_image(image)
+    return run_image(image, argv, **options)
 
-        raise SpecError("no command to run", fix="pass the command after `--`, e.g. `envbuild run SPEC -- python -V`")
+
+def run_image(image: "Image", command: Sequence[str] | str, *, workdir: str | os.PathLike | None = None,
+              mount_at: str | None = None, shm_size: str | None = DEFAULT_SHM_SIZE, gpus: str = "auto",
+              environment: dict[str, str] | None = None, capture: bool = True, interactive: bool = False,
+              user: str | None = None) -> RunResult:
+    """Run `command` in a built environment image.
+
+    capture=True returns the command's stdout/stderr as text; capture=False lets them (and stdin, with
+    interactive=True) go to the caller's terminal. gpus: "auto" (a GPU image on a host with GPUs), "all", "none".
+    `environment` adds variables for this run only (the environment's own are in the image already).
+    """
+    argv = _argv(command)
     if gpus not in ("auto", "all", "none"):
         from .errors import SpecError
 
         raise SpecError(f"gpus must be auto, all or none, not {gpus!r}", fix="pass gpus='auto'")
-    image = build(env, cache_dir=cache_dir, on_progress=on_progress, on_log=on_log)
-    if on_image:
-        on_image(image)
-    use_gpus = gpus == "all" or (gpus == "auto" and is_gpu_environment(env) and host_has_gpus())
-    if gpus == "auto" and is_gpu_environment(env) and not use_gpus:
-        log.warning("%s is a GPU environment but this host has no usable GPU: running without one", env.name)
+    gpu_image = gpus == "auto" and is_gpu_image(image.image)
+    use_gpus = gpus == "all" or (gpu_image and host_has_gpus())
+    if gpu_image and not use_gpus:
+        log.warning("%s is a GPU environment but this host has no usable GPU: running without one", image.image)
     tty = not capture and interactive and sys.stdin.isatty() and sys.stdout.isatty()
     cmd = docker_command(image.image, argv, workdir=Path(workdir or os.getcwd()).resolve(), mount_at=mount_at,
                          shm_size=shm_size, gpus=use_gpus, environment=environment, interactive=interactive,
@@ -181,20 +186,50 @@ def run(env: "Environment", command: Sequence[str] | str, *, workdir: str | os.P
     return RunResult(done.returncode, None, None, image, tuple(argv))
 
 
-def run_ref(ref: str, command: Sequence[str] | str, *, cache_dir=None, **options) -> RunResult:
+def _argv(command: Sequence[str] | str) -> list[str]:
+    argv = ["sh", "-c", command] if isinstance(command, str) else [str(c) for c in command]
+    if not argv:
+        from .errors import SpecError
+
+        raise SpecError("no command to run", fix="pass the command after `--`, e.g. `envbuild run SPEC -- python -V`")
+    return argv
+
+
+def is_gpu_image(ref: str) -> bool:
+    """Whether an environment image was rendered with a GPU stack: the renderer labels it with its CUDA."""
+    from .engine import Engine
+
+    engine = Engine()
+    try:
+        record = engine.inspect_image(ref) or {}
+    finally:
+        engine.close()
+    return GPU_LABEL in ((record.get("Config") or {}).get("Labels") or {})
+
+
+def run_ref(ref: str, command: Sequence[str] | str, *, cache_dir=None, on_progress=None, on_log=None,
+            **options) -> RunResult:
     """`run` for anything that names an environment: a spec file, `curated:NAME[:VERSION]` or a catalog
-    `NAME[:VERSION]`. A catalog version records the image it ran in (and the image's lock) in its history."""
+    `NAME[:VERSION]`. A spec file seen before takes the cache's fast path (no parsing); a catalog version
+    records the image it ran in (and the image's lock) in its history."""
+    from .api import cached_build_for_file
+
+    if Path(ref).is_file():  # before importing the catalog and the spec model: a hit costs no parsing
+        image = cached_build_for_file(ref, cache_dir=cache_dir)
+        if image is not None:
+            return run_image(image, command, **options)
     from . import catalog
 
     env, entry = catalog.resolve(ref, home=cache_dir)
     if entry is None:
-        return run(env, command, cache_dir=cache_dir, **options)
+        return run(env, command, cache_dir=cache_dir, on_progress=on_progress, on_log=on_log, **options)
 
     def record(image: "Image") -> None:
         if not any(b.image_id == image.id and b.build_key == image.key for b in entry.builds):
             catalog.record_build(entry.name, entry.version, image, lock_text(image, cache_dir), home=cache_dir)
 
-    return run(env, command, cache_dir=cache_dir, on_image=record, **options)
+    return run(env, command, cache_dir=cache_dir, on_progress=on_progress, on_log=on_log, on_image=record,
+               **options)
 
 
 def lock_text(image: "Image", cache_dir=None) -> str | None:

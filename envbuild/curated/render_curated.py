@@ -24,12 +24,11 @@ def render_one(folder: Path) -> str:
     from envbuild.api import lock
     from envbuild.bases import BaseImage, gpu_base_tag, resolve_base
     from envbuild.engine import Engine
-    from envbuild.gpu import select_stack
+    from envbuild.gpu import select_stack, wants_gpu
     from envbuild.renderer import render
-    from envbuild.runner import is_gpu_environment
 
     env = catalog.load_curated(f"curated:{folder.parent.name}:{folder.name}")
-    if is_gpu_environment(env):
+    if wants_gpu(env):
         tag = gpu_base_tag(select_stack(env))
         base = BaseImage(ref=tag, id=f"unbuilt:{tag}", python_version="3.11", glibc="2.36", from_ref=tag)
     else:
