@@ -32,6 +32,9 @@ ProgressCallback = Callable[[str, str], None]
 SOURCES = ("built", "cache", "engine", "registry", "joined")
 
 
+SOURCES = ("built", "cache", "engine", "registry", "joined")
+
+
 @dataclass(frozen=True)
 class Image:
     """An environment's image and how this call obtained it (`source`, one of SOURCES):
@@ -246,10 +249,10 @@ def build(env, *, cache_dir=None, template=None, refresh_lock: bool = False, reb
                            **({} if chosen.buildkit else {"buildkit": False}))
         image = None if rebuild else _hit(index, engine, plan.key, started)
         if image is None:
-            with _merged(index, plan.key, on_progress) as joined:
+            with _merged(index, plan.key, engine.host, on_progress) as joined:
                 image = None if rebuild else (
                     _hit(index, engine, plan.key, started, source="joined" if joined else "cache")
-                    or _found_on_engine(index, engine, plan, env, started)
+                    or _found_on_engine(index, engine, plan, env, started, "joined" if joined else "engine")
                     or (shared and _pull(index, engine, shared, shared.build_ref(plan.key), plan, started,
                                          on_progress, on_log)))
                 if image is None:
@@ -266,11 +269,11 @@ def build(env, *, cache_dir=None, template=None, refresh_lock: bool = False, reb
 
 
 @contextmanager
-def _merged(index: Index, build_key: str, on_progress):
+def _merged(index: Index, build_key: str, engine_host: str, on_progress):
     """Hold the build lock of `build_key`; yields whether another process held it first (we then joined it)."""
     from filelock import Timeout
 
-    build_lock = index.build_lock(build_key)
+    build_lock = index.build_lock(build_key, engine_host)
     try:
         build_lock.acquire(timeout=0)
         joined = False
@@ -284,8 +287,9 @@ def _merged(index: Index, build_key: str, on_progress):
         build_lock.release()
 
 
-def _found_on_engine(index: Index, engine: Engine, plan, env, started: float) -> Image | None:
-    """The engine already holds the plan's image (its tag, labelled with the key) though the index does not."""
+def _found_on_engine(index: Index, engine: Engine, plan, env, started: float, source: str) -> Image | None:
+    """The engine already holds the plan's image (its tag, labelled with the key) though the index does not:
+    built by another envbuild home, or by the identical build in flight this call waited for (`source`)."""
     record = engine.inspect_image(plan.image)
     labels = ((record or {}).get("Config") or {}).get("Labels") or {}
     if labels.get("org.envbuild.build-key") != plan.key:
@@ -296,7 +300,7 @@ def _found_on_engine(index: Index, engine: Engine, plan, env, started: float) ->
               detail=_detail(plan, labels))
     index.record_miss()
     return Image(image=plan.image, id=record["Id"], key=plan.key, spec_key=plan.spec_key, lock_key=plan.lock_key,
-                 cached=True, source="engine", seconds=time.perf_counter() - started)
+                 cached=True, source=source, seconds=time.perf_counter() - started)
 
 
 def _pull(index: Index, engine: Engine, shared, ref: str, plan, started: float, on_progress, on_log) -> Image | None:

@@ -11,9 +11,12 @@ One diskcache (SQLite, WAL) under the envbuild home, safe for many threads and p
 - ``stat:<name>``          → counters: hits, misses, seconds saved (atomic increments)
 An entry is written only after its image exists: a failed or interrupted build leaves nothing behind.
 
-Identical builds in flight are merged with one lock file per build key under ``<home>/locks``. The lock is an
-fcntl lock (filelock), which the kernel releases when its process dies: a crashed builder never blocks the
-others, who then find no entry and build themselves.
+Identical builds in flight are merged with one lock file per engine and build key, shared by every envbuild home
+on the machine (``$ENVBUILD_LOCK_DIR``, default ``<tmp>/envbuild-locks-<uid>``): users with their own homes who
+ask one engine for the same image get one build too (the others find it on the engine), and the engine's BuildKit
+never runs two copies of one build (BuildKit 20.10 can panic merging identical builds in flight, moby#42414).
+The lock is an fcntl lock (filelock), which the kernel releases when its process dies: a crashed builder never
+blocks the others, who then find no entry and build themselves.
 """
 
 from __future__ import annotations
@@ -166,12 +169,20 @@ class Index:
         return self._cache.get(f"detail:{build_key}")
 
     # -- merging identical builds in flight --------------------------------------------------------------------------
-    def build_lock(self, build_key: str):
-        """An inter-process lock for building `build_key` (released by the kernel if its holder dies)."""
+    def build_lock(self, build_key: str, engine_host: str):
+        """An inter-process lock for building `build_key` on `engine_host` (released by the kernel if its holder
+        dies)."""
+        import os
+        import tempfile
+
         from filelock import FileLock
 
-        directory = self.home / "locks"
-        directory.mkdir(exist_ok=True)
+        from .keys import digest
+
+        root = os.environ.get("ENVBUILD_LOCK_DIR") or os.path.join(tempfile.gettempdir(),
+                                                                   f"envbuild-locks-{os.getuid()}")
+        directory = Path(root) / digest(engine_host)[:16]
+        directory.mkdir(parents=True, exist_ok=True)
         return FileLock(str(directory / f"{tag_of(build_key)}.lock"))
 
 

@@ -27,7 +27,9 @@ def start_build(spec, template, home, *extra: str) -> subprocess.Popen:
 def test_four_processes_asking_at_once_get_one_build_and_the_same_image(engine, home, tmp_path):
     spec = write(tmp_path / "requirements.txt", "six\n")
     template = unique_template(tmp_path, "RUN sleep 3")
-    processes = [start_build(spec, template, home, "-q") for _ in range(4)]
+    # Two users (envbuild homes) on one engine, two processes each: still one build on the engine.
+    homes = [home, home, tmp_path / "second-home", tmp_path / "second-home"]
+    processes = [start_build(spec, template, each, "-q") for each in homes]
     results = []
     for process in processes:
         out, errors = process.communicate(timeout=600)
@@ -35,10 +37,11 @@ def test_four_processes_asking_at_once_get_one_build_and_the_same_image(engine, 
         results.append(json.loads(out))
     sources = sorted(result["source"] for result in results)
     assert sources.count("built") == 1, sources
-    assert set(sources) <= {"built", "joined", "cache"}
+    assert set(sources) <= {"built", "joined", "cache", "engine"}  # engine: the other home, after the build
     assert len({(r["key"], r["id"], r["image"]) for r in results}) == 1
-    assert list(entries(home)) == [results[0]["key"]]
-    assert cli_json("stats")["builds"] == 1
+    for each in (home, tmp_path / "second-home"):
+        assert list(entries(each)) == [results[0]["key"]]
+    assert cli_json("stats")["builds"] + cli_json("stats", env={"ENVBUILD_HOME": str(homes[-1])})["builds"] == 1
     remove_images(home)
 
 
