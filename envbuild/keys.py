@@ -272,6 +272,8 @@ def canonical_pip_requirement(requirement: str, origin=None) -> str:
     from packaging.utils import canonicalize_name
 
     text = _named_url_requirement(requirement.strip(), origin)
+    if _VCS_OR_URL.match(text):
+        return _nameless_url_requirement(text, origin)
     try:
         req = Requirement(text)
     except InvalidRequirement as exc:
@@ -313,9 +315,26 @@ def _named_url_requirement(text: str, origin) -> str:
         try:
             name = parse_wheel_filename(url.split("#")[0].rsplit("/", 1)[-1])[0]
         except InvalidWheelFilename:
-            raise SpecError(f"URL requirement without a package name: {text!r}", where=str(origin) if origin else None,
-                            fix="write it as `name @ URL` (PEP 508) or add `#egg=name`") from None
+            return text  # only building it tells its name: pip and uv accept it so
     return f"{name} @ {url}" + (f"; {marker.strip()}" if marker.strip() else "")
+
+
+def _nameless_url_requirement(text: str, origin) -> str:
+    """`git+https://host/repo.git` with no name anywhere: keyed by its URL (the URL says what gets built)."""
+    from packaging.markers import InvalidMarker, Marker
+
+    url, _, marker = text.partition(";")
+    url = _without_egg(url.strip())
+    if re.search(r"\s", url):
+        raise SpecError(f"invalid URL requirement {text!r}", where=str(origin) if origin else None,
+                        fix="write it as `name @ URL` with a URL without spaces")
+    if not marker.strip():
+        return url
+    try:
+        return f"{url}; {Marker(marker.strip())}"
+    except InvalidMarker as exc:
+        raise SpecError(f"invalid environment marker in {text!r}: {exc}", where=str(origin) if origin else None,
+                        fix='write a PEP 508 marker, e.g. `; python_version >= "3.10"`') from None
 
 
 def _without_egg(url: str) -> str:

@@ -786,14 +786,20 @@ def _parse_one(text: str, origin: Origin, seen: set[str], files: list[str]) -> l
                 return [RequirementLine(None, f"--constraint {r.text}", r.origin) for r in lines if r.text]
             return lines
         if flag in ("-e", "--editable"):
-            raise SpecError(f"editable requirement {value!r} cannot go into an image", where=str(origin),
-                            fix="build a wheel or use a pinned VCS URL (`name @ git+https://...@<commit>`) instead")
-        if flag in _INDEX_OPTIONS:
+            if not re.match(r"^(git|hg|svn|bzr)\+[a-z]+://", value):
+                raise SpecError(f"editable requirement {value!r} cannot go into an image: only a VCS URL "
+                                "(git+https://...) can be installed there", where=str(origin),
+                                fix="build a wheel, or use a pinned VCS URL (`name @ git+https://...@<commit>`)")
+            # An editable checkout of a VCS URL installs the same code as a regular install of it.
+            log.info("%s: `%s` installed from the VCS URL, not in editable mode", origin, text)
+            text = value
+        elif flag in _INDEX_OPTIONS:
             return [RequirementLine(None, f"{_INDEX_OPTIONS[flag]} {value}".strip(), origin)]
-        if flag in _IGNORED_OPTIONS:
+        elif flag in _IGNORED_OPTIONS:
             return []
-        raise SpecError(f"unknown pip option {flag!r}", where=str(origin),
-                        fix="remove it, or use one of -r, -c, --index-url, --extra-index-url, --find-links, --pre")
+        else:
+            raise SpecError(f"unknown pip option {flag!r}", where=str(origin),
+                            fix="remove it, or use one of -r, -c, --index-url, --extra-index-url, --find-links, --pre")
     # Per-requirement hash options are checked by the lock's own hashes; the requirement itself stays.
     text = re.sub(r"\s--hash[=\s]\S+", "", text).strip()
     _validate_requirement(text, origin)

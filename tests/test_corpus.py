@@ -78,9 +78,12 @@ def _loadable_package_specs() -> list[str]:
 
 
 def _respell_pip(rng: random.Random, requirement: str) -> str:
-    from packaging.requirements import Requirement
+    from packaging.requirements import InvalidRequirement, Requirement
 
-    req = Requirement(requirement)
+    try:
+        req = Requirement(requirement)
+    except InvalidRequirement:  # pip's own forms (a bare VCS URL): kept as written
+        return requirement
     if req.url:
         return requirement
     name = "".join(rng.choice("-_.") if c in "-_." else (c.upper() if rng.random() < 0.4 else c) for c in req.name)

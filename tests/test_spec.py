@@ -138,6 +138,9 @@ PIP_FORMS = [
     ("pkg @ https://example.org/pkg-1.0.tar.gz", "pkg @ https://example.org/pkg-1.0.tar.gz"),
     ("https://example.org/wheels/Foo_Bar-1.0-py3-none-any.whl", "foo-bar @ https://example.org/wheels/Foo_Bar-1.0-py3-none-any.whl"),
     ("git+https://github.com/a/b.git@v1#egg=B&subdirectory=src", "b @ git+https://github.com/a/b.git@v1#subdirectory=src"),
+    ("-e git+https://github.com/a/b.git@v1#egg=b", "b @ git+https://github.com/a/b.git@v1"),  # not editable in an image
+    # Only a build tells this one's name: pip and uv accept it, and its URL is what decides the image.
+    ("git+https://github.com/facebookresearch/fastText.git", "git+https://github.com/facebookresearch/fastText.git"),
 ]
 
 
@@ -187,7 +190,9 @@ ERRORS = [
     ("requirements.txt", "-r requirements.txt\n", "requirements.txt", "include cycle"),
     ("requirements.txt", "./local/pkg\n", "requirements.txt:1", "local path"),
     ("requirements.txt", "--frobnicate\n", "requirements.txt:1", "unknown pip option"),
-    ("requirements.txt", "git+https://github.com/a/b.git\n", "requirements.txt:1", "without a package name"),
+    ("requirements.txt", "git+https://github.com/a/b.git ; python_version >> '3'\n", "requirements.txt:1",
+     "invalid environment marker"),
+    ("requirements.txt", "-e git://github.com/a/b.git#egg=b\n", "requirements.txt:1", "only a VCS URL"),
 ]
 
 
