@@ -72,6 +72,20 @@ def load_azureml_environment(path: Path, name: str | None = None, document: Yaml
     return env
 
 
+def load_inline_environment(document: YamlDocument, name: str | None = None) -> Environment:
+    """The `environment:` of an Azure ML job, component or deployment YAML (paths relative to that file)."""
+    value, node = document.data["environment"], document.child(document.node, "environment")
+    if isinstance(value, str):
+        raise SpecError(f"the environment is a reference to a registered Azure ML environment ({value})",
+                        where=document.where(node), fix="pass that environment's own YAML (or its image with docker://)")
+    if not isinstance(value, dict):
+        raise SpecError("`environment` must be a mapping (image, conda_file, build) or a reference",
+                        where=document.where(node), fix="write `environment:` with `image:` and `conda_file:` under it")
+    inline = YamlDocument(document.path, document.text, value, node)
+    return load_azureml_environment(document.path, name=name or value.get("name") or str(document.data.get("name") or ""),
+                                    document=inline)
+
+
 def _check_shape(document: YamlDocument, data: dict, uses_default_base: bool) -> None:
     """The schema's rules: one of image/build, conda_file only on an image, Linux only."""
     root = document.node

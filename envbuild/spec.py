@@ -398,6 +398,10 @@ def _load_yaml_spec(path: Path, name: str | None) -> Environment:
     if isinstance(data, dict):
         if "package" in data and "metadata" in data:
             return Environment.from_lock_file(name or path.stem, path)
+        if "environment" in data and not set(data) & _CONDA_FILE_KEYS - {"name"}:
+            from .azureml import load_inline_environment
+
+            return load_inline_environment(document, name)
         if set(data) & AZUREML_FIELDS or "$schema" in data:
             return load_azureml_environment(path, name=name, document=document)
         if not set(data) & (_CONDA_FILE_KEYS - {"name"}) and set(data) - {"name"}:

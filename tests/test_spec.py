@@ -283,6 +283,26 @@ def test_azureml_schema_errors(tmp_path, text, message):
     assert str(path) in str(caught.value.where)
 
 
+def test_the_inline_environment_of_an_azureml_job(tmp_path):
+    write(tmp_path / "job" / "conda.yaml", "channels: [conda-forge]\ndependencies:\n  - pip:\n    - six\n")
+    job = write(tmp_path / "job" / "job.yml", """\
+$schema: https://azuremlschemas.azureedge.net/latest/commandJob.schema.json
+type: command
+name: train
+command: python train.py --data ${{inputs.data}}
+environment:
+  image: mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04
+  conda_file: ./conda.yaml
+environment_variables:
+  RUNTIME_ONLY: "1"
+""")
+    env = Environment.from_file(job)
+    assert env.name == "train" and env.docker.base_image == "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04"
+    assert env.python.conda_dependencies.pip_packages == ["six"] and env.environment_variables == {}
+    with pytest.raises(SpecError, match="reference to a registered Azure ML environment"):
+        Environment.from_file(write(tmp_path / "ref.yml", "type: command\nenvironment: azureml:sklearn:3\n"))
+
+
 def test_a_conda_file_named_as_azureml_environment_is_detected(tmp_path):
     conda = write(tmp_path / "conda.yml", "channels: [conda-forge]\ndependencies: [six]\n")
     with pytest.raises(SpecError, match="conda file pasted"):
