@@ -303,6 +303,10 @@ class Environment:
         if not p.is_file():
             raise SpecError(f"{p}: no such file or directory", fix="check the path")
         lowered = p.name.lower()
+        if lowered in _PROJECT_FILES or p.suffix.lower() in (".toml", ".py", ".cfg", ".json"):
+            raise SpecError(f"{p.name} describes a project, not an environment", where=str(p),
+                            fix="export its dependencies to a requirements file (e.g. `uv pip compile "
+                                f"{p.name} -o requirements.txt`) and load that")
         if lowered in ("dockerfile", "containerfile") or lowered.startswith("dockerfile.") or lowered.endswith(".dockerfile"):
             return cls.from_dockerfile(name or p.parent.name or "dockerfile", p)
         if p.suffix.lower() in (".yml", ".yaml"):
@@ -357,6 +361,8 @@ class Environment:
 
 
 ENVIRONMENT_FILE = "environment.yaml"
+# Files people point at that hold a project's dependencies in another tool's format.
+_PROJECT_FILES = {"pipfile", "setup.py", "setup.cfg", "pyproject.toml", "poetry.lock", "uv.lock", "pipfile.lock"}
 CONDA_FILE = "conda.yaml"
 # `docker://python:3.11` names an image where a spec file is expected (skopeo's transport notation).
 DOCKER_IMAGE_PREFIX = "docker://"
@@ -775,6 +781,9 @@ def _strip_comment(line: str) -> str:
 
 
 def _parse_one(text: str, origin: Origin, seen: set[str], files: list[str]) -> list[RequirementLine]:
+    if text == "@EXPLICIT":
+        raise SpecError("this is a conda explicit lock file, not a requirements file", where=str(origin),
+                        fix="lock to a conda-lock.yml (`conda-lock lock` or `envbuild lock`) and load that")
     if text.startswith("-"):
         parts = re.split(r"[\s=]+", text, maxsplit=1)
         flag, value = parts[0], (parts[1].strip().strip("'\"") if len(parts) > 1 else "")

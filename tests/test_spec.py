@@ -190,6 +190,7 @@ ERRORS = [
     ("requirements.txt", "-r requirements.txt\n", "requirements.txt", "include cycle"),
     ("requirements.txt", "./local/pkg\n", "requirements.txt:1", "local path"),
     ("requirements.txt", "--frobnicate\n", "requirements.txt:1", "unknown pip option"),
+    ("linux-64.lock", "# platform: linux-64\n@EXPLICIT\nhttps://x/six.tar.bz2\n", "linux-64.lock:2", "explicit lock file"),
     ("requirements.txt", "git+https://github.com/a/b.git ; python_version >> '3'\n", "requirements.txt:1",
      "invalid environment marker"),
     ("requirements.txt", "-e git://github.com/a/b.git#egg=b\n", "requirements.txt:1", "only a VCS URL"),
@@ -429,6 +430,12 @@ def test_curated_references_go_to_the_catalog():
     except EnvbuildError as exc:
         pytest.skip(f"no curated python-minimal here: {exc.what}")
     assert env.name == "python-minimal" and env.key.startswith("v1:")
+
+
+@pytest.mark.parametrize("file", ["pyproject.toml", "Pipfile", "setup.py", "uv.lock"])
+def test_project_files_are_not_environments(tmp_path, file):
+    with pytest.raises(SpecError, match="describes a project, not an environment"):
+        Environment.from_file(write(tmp_path / file, "[project]\n"))
 
 
 def test_directory_with_nothing_to_load(tmp_path):
