@@ -289,9 +289,12 @@ class Catalog:
                 row = db.execute("SELECT key FROM versions WHERE name = ? AND version = ?", (name, wanted)).fetchone()
                 if row is not None:
                     if row["key"] != key:
+                        following = db.execute("SELECT MAX(version) + 1 FROM versions WHERE name = ?",
+                                               (name,)).fetchone()[0]
                         raise CatalogError(
                             f"{name}:{wanted} already exists with a different definition",
-                            fix="versions are immutable: register without a version to create the next one")
+                            fix=f"versions are immutable: register without a version (drop `version:` from the "
+                                f"file) to create {name}:{following}, or give that version")
                     return wanted
                 version = wanted
             else:
@@ -519,12 +522,10 @@ def is_curated(ref: str) -> bool:
 
 
 def resolve(ref: str, *, home=None) -> tuple[Environment, Entry | None]:
-    """A spec file, `curated:NAME[:VERSION]` or a catalog `NAME[:VERSION]` → (Environment, catalog entry or None)."""
-    if is_curated(ref):
-        return load_curated(ref), None
-    path = Path(ref)
-    if path.exists():
-        return Environment.from_file(path), None
+    """A spec file or directory, `curated:NAME[:VERSION]` or a catalog `NAME[:VERSION]` → (Environment, catalog
+    entry or None)."""
+    if is_curated(ref) or Path(ref).exists():
+        return Environment.from_file(ref), None  # spec files, saved directories and curated references
     try:
         name, version = parse_ref(ref)
     except CatalogError:

@@ -338,3 +338,30 @@ def test_builds_are_recorded_once_per_image_with_their_lock(home):
     shown = json.loads(cli("env", "show", "--name", "built", "--version", "1", "--json").stdout)
     assert shown["builds"][0]["image"] == "envbuild/env:v1-abc" and "lock" not in shown["builds"][0]
     assert cli("env", "show", "--name", "built", "--lock").stdout == "version: 1\npackage: []\n"
+
+
+def test_env_create_takes_name_version_description_and_tags_from_an_azure_ml_file(home, tmp_path):
+    write(tmp_path / "conda.yml", "dependencies:\n  - pip:\n    - six>=1.16\n")
+    spec = write(tmp_path / "env.yml", """\
+$schema: https://azuremlschemas.azureedge.net/latest/environment.schema.json
+name: docker-image-plus-conda-example
+version: 3
+description: Environment created from a Docker image plus Conda environment.
+tags:
+  owner: ml
+image: envbuild/python:3.11-bookworm
+conda_file: conda.yml
+""")
+    created = json.loads(cli("env", "create", "--file", str(spec), "--json").stdout)
+    assert (created["name"], created["version"], created["tags"]) == ("docker-image-plus-conda-example", 3,
+                                                                        {"owner": "ml"})
+    assert created["description"] == "Environment created from a Docker image plus Conda environment."
+    assert created["definition"]["docker"]["base_image"] == "envbuild/python:3.11-bookworm"
+
+    write(tmp_path / "conda.yml", "dependencies:\n  - pip:\n    - six>=1.15\n")
+    clash = cli("env", "create", "--file", str(spec), check=False)
+    assert clash.returncode == CatalogError.exit_code
+    assert "docker-image-plus-conda-example:3 already exists with a different definition" in clash.stderr
+    assert "docker-image-plus-conda-example:4" in clash.stderr
+    assert cli("env", "create", "--file", str(spec), "--version", "4").stdout.startswith(
+        "docker-image-plus-conda-example:4 ")

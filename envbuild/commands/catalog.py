@@ -111,8 +111,7 @@ def cmd_create(args) -> int:
     from .. import catalog
     from ..spec import Environment
 
-    env = catalog.load_curated(args.file) if catalog.is_curated(args.file) else \
-        Environment.from_file(args.file, name=args.name)
+    env = Environment.from_file(args.file, name=args.name)
     if args.name:
         env.name = args.name
     if args.version:
