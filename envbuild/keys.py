@@ -63,7 +63,7 @@ def canonical_form(env: "Environment") -> dict:
         "key_format": KEY_FORMAT,
         "template": TEMPLATE_VERSION,
         "platform": normalize_platform(docker.platform),
-        "channels": _dedupe([c for c in (normalize_channel(c) for c in deps.channels) if c != "nodefaults"]),
+        "channels": _dedupe([url for c in deps.channels for url in expand_channel(c)]),
         "conda": sorted({canonical_conda_spec(s, deps.origins.get(s)) for s in deps.conda_packages},
                         key=_conda_sort_key),
         "pip": sorted({canonical_pip_requirement(r, deps.origins.get(r)) for r in deps.pip_packages}),
@@ -104,6 +104,23 @@ def normalize_channel(channel: str) -> str:
     if os.path.isabs(text) and "://" not in text:
         return Path(text).as_uri()
     return text
+
+
+# What conda's `defaults` means on Linux (without a .condarc that redefines it): two channels, in this order.
+DEFAULT_CHANNELS = ("https://repo.anaconda.com/pkgs/main", "https://repo.anaconda.com/pkgs/r")
+
+
+def expand_channel(channel: str) -> list[str]:
+    """The channels one entry of `channels:` stands for: `defaults` is two, `nodefaults` none (envbuild never
+    adds defaults on its own), `pkgs/main` is Anaconda's URL; others are one, normalized."""
+    text = normalize_channel(channel)
+    if text == "defaults":
+        return list(DEFAULT_CHANNELS)
+    if text == "nodefaults":
+        return []
+    if text in ("pkgs/main", "pkgs/r"):
+        return [f"https://repo.anaconda.com/{text}"]
+    return [text]
 
 
 def normalize_platform(platform: str) -> str:

@@ -93,6 +93,8 @@ EQUIVALENT = [
     ("environment.yml", "channels: [conda-forge]\ndependencies: [six]\n",
      "channels: ['https://conda.anaconda.org/conda-forge/', nodefaults]\ndependencies: [six, six]\n"),
     ("environment.yml", CONDA.format("six"), "name: x  # metadata\nprefix: /opt/x\n" + CONDA.format("six  # why")),
+    ("environment.yml", "channels: [defaults]\ndependencies: [six]\n",
+     "channels: [pkgs/main, 'https://repo.anaconda.com/pkgs/r/']\ndependencies: [six]\n"),
 ]
 
 
@@ -122,6 +124,7 @@ DIFFERENT = [
      "channels: [defaults, conda-forge]\ndependencies: [six]\n"),
     ("environment.yml", "channels: [conda-forge]\ndependencies: [six]\n",
      "channels: [conda-forge, defaults]\ndependencies: [six]\n"),
+    ("environment.yml", "channels: [defaults]\ndependencies: [six]\n", "channels: [pkgs/main]\ndependencies: [six]\n"),
     ("environment.yml", CONDA.format("six") + "variables: {A: '1'}\n", CONDA.format("six") + "variables: {A: '1.0'}\n"),
     ("environment.yml", CONDA.format("six"), CONDA.format("six") + "platforms: [linux-aarch64]\n"),
 ]
