@@ -9,7 +9,8 @@ its full definition, and every image built from it with its lock, so a version c
 Concurrency: each write is one `BEGIN IMMEDIATE` transaction (SQLite's write lock, waited for), and
 (name, version) is the primary key, so two processes registering under one name get consecutive versions.
 
-Curated environments ship with envbuild under envbuild/curated/NAME/VERSION/ and are referenced as
+Curated environments ship with envbuild under envbuild/curated/NAME/VERSION/ (a `save_to_directory` folder: Azure
+ML environment.yaml + conda.yaml, with the rendered Dockerfile and its lock) and are referenced as
 ``curated:NAME:VERSION`` or ``curated:NAME@latest`` (see `load_curated`).
 """
 
@@ -30,12 +31,11 @@ from pathlib import Path
 
 from . import config
 from .errors import CatalogError, SpecError
-from .spec import Environment
+from .spec import ENVIRONMENT_FILE, Environment
 
 CATALOG_FILE = "catalog.sqlite"
 CURATED = Path(__file__).resolve().parent / "curated"
 CURATED_PREFIX = "curated:"
-CURATED_SPEC = "environment.json"
 # Azure ML: "For environments, only description and tags can be updated."
 MUTABLE_FIELDS = ("description", "tags")
 # Stored in their own columns (mutable or given by the catalog), never in the immutable definition.
@@ -481,13 +481,15 @@ def record_build(name: str, version: int | str, image, lock=None, *, home=None) 
 
 def curated_versions(name: str) -> "list[int]":
     folder = CURATED / _check_name(name)
-    return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit() and (p / CURATED_SPEC).is_file()) \
-        if folder.is_dir() else []
+    if not folder.is_dir():
+        return []
+    return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit() and (p / ENVIRONMENT_FILE).is_file())
 
 
 def curated_names() -> "list[str]":
-    return sorted(p.name for p in CURATED.iterdir() if p.is_dir() and curated_versions(p.name)) \
-        if CURATED.is_dir() else []
+    if not CURATED.is_dir():
+        return []
+    return sorted(p.name for p in CURATED.iterdir() if p.is_dir() and curated_versions(p.name))
 
 
 def curated_path(ref: str) -> Path:
@@ -508,8 +510,8 @@ def curated_path(ref: str) -> Path:
 def load_curated(ref: str) -> Environment:
     """The Environment of a curated reference (`curated:NAME:VERSION` or `curated:NAME@latest`)."""
     folder = curated_path(ref)
-    env = from_dict(json.loads((folder / CURATED_SPEC).read_text(encoding="utf-8")))
-    env.name, env.version = folder.parent.name, folder.name
+    env = Environment.load_from_directory(folder)
+    env.name, env.version = folder.parent.name, folder.name  # the folder is the reference, whatever the file says
     return env
 
 

@@ -300,11 +300,13 @@ def test_curated_files_ship_as_package_data(tmp_path):
                            "--build-lib", str(tmp_path / "lib")], cwd=project, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     shipped = tmp_path / "lib" / "envbuild" / "curated"
+    files = [p.relative_to(catalog.CURATED) for p in catalog.CURATED.rglob("*") if p.is_file()
+             and "__pycache__" not in p.parts]
     for name in catalog.curated_names():
         for version in catalog.curated_versions(name):
-            for file in (catalog.CURATED_SPEC, "Dockerfile"):
-                assert (shipped / name / str(version) / file).read_bytes() == \
-                    (catalog.CURATED / name / str(version) / file).read_bytes()
+            assert {"environment.yaml", "Dockerfile"} <= {f.name for f in files if f.parts[:2] == (name, str(version))}
+    for file in files:
+        assert (shipped / file).read_bytes() == (catalog.CURATED / file).read_bytes()
 
 
 def test_any_catalog_version_round_trips_through_save_and_load_directory(home, tmp_path):

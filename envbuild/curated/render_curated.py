@@ -2,8 +2,8 @@
 
     python envbuild/curated/render_curated.py [NAME ...]
 
-For every envbuild/curated/NAME/VERSION/environment.json (the definition, written by hand, read by
-`envbuild.catalog.load_curated`), lock it with envbuild's resolver and render it with envbuild's template into that
+For every envbuild/curated/NAME/VERSION/ (the definition: environment.yaml + conda.yaml as
+`Environment.save_to_directory` writes them, read by `envbuild.catalog.load_curated`), lock it with envbuild's resolver and render it with envbuild's template into that
 folder: Dockerfile, conda-lock.yml, pip-requirements.txt. The folder then builds as it is:
 `DOCKER_BUILDKIT=1 docker build envbuild/curated/NAME/VERSION`. CPU environments render on envbuild's default base
 (as the engine has it); GPU ones name envbuild's GPU base for their CUDA stack (`envbuild base build --cuda X`
@@ -18,6 +18,7 @@ from pathlib import Path
 
 from envbuild import catalog
 from envbuild.errors import EnvbuildError
+from envbuild.spec import CONDA_FILE, ENVIRONMENT_FILE
 
 
 def render_one(folder: Path) -> str:
@@ -36,7 +37,7 @@ def render_one(folder: Path) -> str:
     resolved = lock(env, python_version=base.python_version, glibc=base.glibc)
     plan = render(env, resolved, base)
     for stale in sorted(folder.rglob("*"), reverse=True):  # the previous rendering, files before their folders
-        if stale.name != catalog.CURATED_SPEC:
+        if stale.name not in (ENVIRONMENT_FILE, CONDA_FILE):
             stale.rmdir() if stale.is_dir() else stale.unlink()
     plan.write_context(folder)
     return f"rendered on {base.ref}, {len(resolved.packages)} locked packages"
