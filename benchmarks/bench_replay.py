@@ -21,7 +21,7 @@ SIZES_GB = (10, 25, 50, 100, 200)
 def run(quick: bool) -> list[dict]:
     from envbuild import replay, trace
 
-    requests = trace.synthetic(20_000 if quick else 1_000_000, environments=300 if quick else 2000, seed=8)
+    requests = trace.synthetic(20_000 if quick else 500_000, environments=300 if quick else 2000, seed=8)
     sizes = [int(gb * 1e9) for gb in (SIZES_GB[::2] if quick else SIZES_GB)]
     repeats = 1 if quick else 3
     sweeps = [replay.sweep(requests, sizes, ("lru", "lfu", "cost")) for _ in range(repeats)]
