@@ -132,9 +132,10 @@ def check_image_ref(ref: str, what: str = "base image") -> str:
     return ref
 
 
-def _installer_requirements() -> str:
+def _installer_requirements(*dists: str) -> str:
+    """The installer stage's tools, pinned to the versions envbuild runs with (they read what it wrote)."""
     pins = []
-    for dist in ("py-rattler", "uv"):
+    for dist in dists:
         try:
             pins.append(f"{dist}=={metadata.version(dist)}")
         except metadata.PackageNotFoundError:
@@ -255,7 +256,7 @@ def render(env: "Environment", lock: "Lock", base: "BaseImage", *, template: str
             envbuild_version=__version__, template_version=TEMPLATE_VERSION, spec_key=lock.spec_key,
             lock_key=lock.key, base_from=check_image_ref(base.from_ref),
             installer_from=check_image_ref(installer_from or base.from_ref, "installer image"),
-            installer_requirements=_installer_requirements(), prefix=PREFIX, pip_prefix=PIP_PREFIX,
+            installer_requirements=_installer_requirements(*(("py-rattler", "uv") if conda else ("uv",))), prefix=PREFIX, pip_prefix=PIP_PREFIX,
             context_dir=CONTEXT_DIR, lock_path=LOCK_PATH, buildkit=buildkit, conda_packages=bool(conda),
             pip_packages=bool(pip), installer_stage="conda-installer" if conda else "pip-installer", gpu=gpu,
             environment_variables=variables, labels=labels,

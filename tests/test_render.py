@@ -33,7 +33,7 @@ def fixed_installer(monkeypatch):
     """The installer pins follow this machine's py-rattler and uv; golden files must not."""
     import envbuild.renderer
 
-    monkeypatch.setattr(envbuild.renderer, "_installer_requirements", lambda: "py-rattler==0.28.0 uv==0.13.9")
+    monkeypatch.setattr(envbuild.renderer, "_installer_requirements", lambda *dists: " ".join(f"{d}==1.0" for d in dists))
 
 
 def make_lock(*packages: LockedPackage, spec_key: str = "v1:spec") -> Lock:

@@ -6,13 +6,14 @@
 # a separate prefix. Only those two directories reach the image, each in its own layer.
 FROM envbuild/python:3.11-bookworm AS conda-installer
 RUN python3 -m venv /opt/envbuild-installer \
- && /opt/envbuild-installer/bin/pip install --disable-pip-version-check --no-cache-dir py-rattler==0.28.0 uv==0.13.9
+ && /opt/envbuild-installer/bin/pip install --disable-pip-version-check --no-cache-dir py-rattler==1.0 uv==1.0
 COPY conda /tmp/envbuild/conda
 RUN /opt/envbuild-installer/bin/python /tmp/envbuild/conda/install_conda.py \
         /tmp/envbuild/conda/packages.json /tmp/envbuild/conda /opt/env
 COPY pip /tmp/envbuild/pip
-RUN /opt/envbuild-installer/bin/uv pip install --python /opt/env/bin/python \
-        --prefix /opt/envbuild-pip --no-deps --require-hashes --no-cache -r /tmp/envbuild/pip/requirements.txt
+RUN UV_LINK_MODE=copy /opt/envbuild-installer/bin/uv pip install \
+        --python /opt/env/bin/python --prefix /opt/envbuild-pip --no-deps --require-hashes --no-cache \
+        -r /tmp/envbuild/pip/requirements.txt
 
 FROM envbuild/python:3.11-bookworm
 

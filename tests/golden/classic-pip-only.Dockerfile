@@ -3,12 +3,15 @@
 # lock v1:e9ea16be06e23f0b760e89592f7c14e0
 
 # Installer stage: a venv on the base image's Python, then the lock's pip packages with hash checking into a
-# separate prefix, so that the venv layer survives a change of packages. No pip cache reaches the image.
+# separate prefix, so that the venv layer survives a change of packages. No cache or installer reaches the image.
 FROM envbuild/python:3.11-bookworm AS pip-installer
-RUN python3 -m venv /opt/env
+RUN python3 -m venv /opt/envbuild-installer \
+ && /opt/envbuild-installer/bin/pip install --disable-pip-version-check --no-cache-dir uv==1.0 \
+ && python3 -m venv /opt/env
 COPY pip /tmp/envbuild/pip
-RUN /opt/env/bin/pip install --disable-pip-version-check --no-cache-dir --no-deps --require-hashes \
-        --prefix /opt/envbuild-pip -r /tmp/envbuild/pip/requirements.txt
+RUN UV_LINK_MODE=copy /opt/envbuild-installer/bin/uv pip install \
+        --python /opt/env/bin/python --prefix /opt/envbuild-pip --no-deps --require-hashes --no-cache \
+        -r /tmp/envbuild/pip/requirements.txt
 
 FROM envbuild/python:3.11-bookworm
 

@@ -8,7 +8,7 @@ FROM envbuild/python:3.11-bookworm AS conda-installer
 RUN --mount=type=secret,id=ca --mount=type=cache,target=/root/.cache/pip,id=envbuild-pip,sharing=locked \
     if [ -f /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca SSL_CERT_FILE=/run/secrets/ca; fi \
  && python3 -m venv /opt/envbuild-installer \
- && /opt/envbuild-installer/bin/pip install --disable-pip-version-check py-rattler==0.28.0 uv==0.13.9
+ && /opt/envbuild-installer/bin/pip install --disable-pip-version-check py-rattler==1.0 uv==1.0
 RUN --mount=type=bind,source=conda,target=/tmp/envbuild/conda --mount=type=secret,id=ca --mount=type=cache,target=/root/.cache/envbuild-conda-pkgs,id=envbuild-conda,sharing=locked \
     /opt/envbuild-installer/bin/python /tmp/envbuild/conda/install_conda.py \
         /tmp/envbuild/conda/packages.json /tmp/envbuild/conda /opt/env

@@ -3,13 +3,18 @@
 # lock v1:d6e464ca87d41be9a8d929a610e873a8
 
 # Installer stage: a venv on the base image's Python, then the lock's pip packages with hash checking into a
-# separate prefix, so that the venv layer survives a change of packages. No pip cache reaches the image.
+# separate prefix, so that the venv layer survives a change of packages. No cache or installer reaches the image.
 FROM envbuild/python:3.11-bookworm AS pip-installer
-RUN python3 -m venv /opt/env
-RUN --mount=type=bind,source=pip,target=/tmp/envbuild/pip --mount=type=secret,id=ca --mount=type=cache,target=/root/.cache/pip,id=envbuild-pip,sharing=locked \
+RUN --mount=type=secret,id=ca --mount=type=cache,target=/root/.cache/pip,id=envbuild-pip,sharing=locked \
     if [ -f /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca SSL_CERT_FILE=/run/secrets/ca; fi \
- && /opt/env/bin/pip install --disable-pip-version-check --no-deps --require-hashes \
-        --prefix /opt/envbuild-pip -r /tmp/envbuild/pip/requirements.txt
+ && python3 -m venv /opt/envbuild-installer \
+ && /opt/envbuild-installer/bin/pip install --disable-pip-version-check uv==1.0 \
+ && python3 -m venv /opt/env
+RUN --mount=type=bind,source=pip,target=/tmp/envbuild/pip --mount=type=secret,id=ca --mount=type=cache,target=/root/.cache/uv,id=envbuild-uv,sharing=locked \
+    if [ -f /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca SSL_CERT_FILE=/run/secrets/ca; fi \
+ && UV_LINK_MODE=copy /opt/envbuild-installer/bin/uv pip install \
+        --python /opt/env/bin/python --prefix /opt/envbuild-pip --no-deps --require-hashes \
+        -r /tmp/envbuild/pip/requirements.txt
 
 FROM envbuild/python:3.11-bookworm
 
