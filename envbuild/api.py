@@ -154,22 +154,38 @@ def lock(env, *, platform: str | None = None, platforms: list[str] | None = None
 
     wanted = list(platforms) if platforms else [platform or env.docker.platform]
     request = lock_request_key(env, wanted, python_version=python_version, glibc=glibc, exclude_newer=exclude_newer)
-    index = Index(config.home(cache_dir))
-    try:
-        result = None if refresh else index.lock_get(request)
-        if result is not None:
-            _notify(on_progress, "lock", "lock cache hit")
-        else:
-            _notify(on_progress, "lock", f"solving for {', '.join(wanted)}")
-            started = time.perf_counter()
-            result = resolve_platforms(env, wanted, python_version=python_version, glibc=glibc,
-                                       exclude_newer=exclude_newer)
-            _notify(on_progress, "lock", f"solved {len(result.packages)} packages in "
-                                         f"{time.perf_counter() - started:.2f}s")
-            index.lock_put(request, result)
-    finally:
-        index.close()
+    index = _lock_index(config.home(cache_dir))
+    result = None if refresh else index.lock_get(request)
+    if result is not None:
+        _notify(on_progress, "lock", "lock cache hit")
+    else:
+        _notify(on_progress, "lock", f"solving for {', '.join(wanted)}")
+        started = time.perf_counter()
+        result = resolve_platforms(env, wanted, python_version=python_version, glibc=glibc, exclude_newer=exclude_newer)
+        _notify(on_progress, "lock", f"solved {len(result.packages)} packages in {time.perf_counter() - started:.2f}s")
+        index.lock_put(request, result)
     return result if platforms else result.locks[0]
+
+
+# Open lock-cache indexes of this process, by (home, pid): opening a diskcache costs several times a hit.
+_lock_indexes: dict[tuple[str, int], tuple[Index, int]] = {}
+
+
+def _lock_index(home: Path) -> Index:
+    """The index the lock cache lives in, kept open for the process (dropped if its database was replaced)."""
+    key = (str(home), os.getpid())
+    opened = _lock_indexes.get(key)
+    database = home / "index" / "cache.db"
+    if opened:
+        try:
+            if database.stat().st_ino == opened[1]:
+                return opened[0]
+        except OSError:
+            pass
+        opened[0].close()
+    index = Index(home)
+    _lock_indexes[key] = (index, database.stat().st_ino)
+    return index
 
 
 def base_for(env, engine: Engine, on_log=None):

@@ -73,7 +73,7 @@ def test_channels_as_plain_directories_and_names(tmp_path, conda_channel):
 
 
 def test_multi_platform_lock_is_one_conda_lock_file_that_conda_lock_reads(tmp_path, home, conda_channel):
-    from conda_lock.lockfile import parse_conda_lock_file
+    from conda_lock.lockfile import parse_conda_lock_file, write_conda_lock_file
 
     env = conda_env(tmp_path, [conda_channel.as_uri()], "hello-tool", "greetpy")
     locks = envbuild.lock(env, platforms=["linux-64", "osx-arm64"])
@@ -92,6 +92,10 @@ def test_multi_platform_lock_is_one_conda_lock_file_that_conda_lock_reads(tmp_pa
     written = {(lock.platform, p.name, p.version, p.url, p.sha256) for lock in locks.locks for p in lock.packages}
     assert read_back == written
     assert all(len(d.hash.sha256) == 64 and d.hash.md5 for d in parsed.package)
+    # Byte for byte what conda-lock's own writer writes for what it read (only the help comment differs).
+    write_conda_lock_file(parsed, tmp_path / "rewritten.yml", metadata_choices=None)
+    rewritten = (tmp_path / "rewritten.yml").read_text()
+    assert locks.text[locks.text.index("version: 1"):] == rewritten[rewritten.index("version: 1"):]
 
 
 def test_conda_lock_render_explicit_accepts_the_lock(tmp_path, conda_channel):
