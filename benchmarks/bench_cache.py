@@ -1,0 +1,206 @@
+"""P1, P2, P8 — what the cache saves.
+
+- P1: the in-process hit decision for a pip spec of 10, 100 and 1000 packages: normalize + key the parsed
+  Environment, then the index lookups (request key → build key → entry); the details split the two. Also the
+  decision the CLI makes for a spec file seen before, byte for byte: digest of its bytes → memo → the same lookups
+  (no parsing, no normalizing). The engine check that follows on a real hit (one Engine API call) is measured
+  apart, in the details.
+- P2: `python -m envbuild build SPEC` on a spec seen before, against (a) `docker build` of the same rendered
+  Dockerfile with the engine's layer cache warm (a no-op build), and (b) the same envbuild command with its caches
+  bypassed (`--rebuild --refresh-lock`: re-lock + no-op build). A bare interpreter start (`python -c pass`) is
+  the floor; the details say how far above it the hit is.
+- P8: registry bytes for 10 related environments (one base, the same few packages, one package each of their
+  own) pushed to a real registry, against one full image each (the sum of each image's manifest: config + every
+  layer, compressed, as a registry without shared layers would store them).
+Run as a script: prints the entries as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+IDS = ("P1", "P2", "P8")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+# Ten related environments: the same two packages, and one of their own each.
+SHARED = ["six", "idna"]
+OWN = ["attrs", "packaging", "certifi", "urllib3", "pyparsing", "toml", "wheel", "zipp", "tomli", "iniconfig"]
+
+
+def entry(id_: str, name: str, value: float, unit: str, target: str, baseline: float | None = None,
+          baseline_name: str | None = None, details: dict | None = None) -> dict:
+    ratio = baseline / value if baseline and value else None
+    return {"id": id_, "name": name, "value": value, "unit": unit, "baseline": baseline,
+            "baseline_name": baseline_name, "ratio": ratio, "target": target, "details": details or {}}
+
+
+def median_time(action, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+# -- P1 ---------------------------------------------------------------------------------------------------------
+def hit_decision(packages: int, repeat: int, directory: Path) -> dict:
+    """Median seconds of the hit decision from a parsed Environment, with its two parts, and of the decision the
+    CLI makes from the spec file's bytes (the memo: no parsing, no normalizing)."""
+    from envbuild.api import _memo_key, request_key
+    from envbuild.cache import Index, new_entry
+    from envbuild.engine import Engine
+    from envbuild.spec import Environment
+
+    spec = directory / f"requirements-{packages}.txt"
+    spec.write_text("".join(f"Package_{i:04d}>=1.{i % 7},<{3 + i % 5}\n" for i in range(packages)))
+    env = Environment.from_pip_requirements(f"p1-{packages}", spec)
+    base_id = "sha256:" + "0" * 64
+    index = Index(directory / f"home-{packages}")
+    build_key = f"v1:{uuid.uuid4().hex}"
+    index.put(build_key, new_entry(image="envbuild/env:none", image_id=base_id, name=env.name, spec_key=env.key,
+                                   lock_key="", base_id=base_id, build_seconds=1.0, size=1, source="built"))
+    index.remember_request(request_key(env.key, base_id, None), build_key)
+    index.memo_put(_memo_key(spec, None), {"spec_key": env.key, "base_ref": "base", "files": {}})
+
+    def lookup(spec_key: str) -> None:
+        assert index.get(index.resolve_request(request_key(spec_key, base_id, None))) is not None
+
+    def from_file() -> None:
+        lookup(index.memo_get(_memo_key(spec, None))["spec_key"])
+
+    spec_key = env.key
+    timings = {
+        "seconds": median_time(lambda: lookup(env.key), repeat),
+        "normalize_and_key_seconds": median_time(lambda: env.key, repeat),
+        "index_lookup_seconds": median_time(lambda: lookup(spec_key), repeat),
+        "from_file_memo_seconds": median_time(from_file, repeat),
+    }
+    engine = Engine()
+    timings["engine_check_seconds"] = median_time(lambda: engine.image_id("envbuild/python:3.11-bookworm"),
+                                                  max(repeat // 10, 5))
+    engine.close()
+    index.close()
+    return {**timings, "runs": repeat}
+
+
+# -- P2 ---------------------------------------------------------------------------------------------------------
+def cli(home: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "envbuild", *args], capture_output=True, text=True, check=True,
+                          env={**os.environ, "ENVBUILD_HOME": str(home)}, cwd=ROOT)
+
+
+def seen_spec_timings(repeat: int, directory: Path) -> dict:
+    from envbuild import api, config
+    from envbuild.builder import find_builder
+    from envbuild.spec import Environment
+
+    directory.mkdir(parents=True, exist_ok=True)
+    spec = directory / "requirements.txt"
+    spec.write_text("six\nidna\n")
+    home = directory / "home"
+    started = time.perf_counter()
+    first = json.loads(cli(home, "build", str(spec), "--json", "-q").stdout)
+    first_seconds = time.perf_counter() - started
+
+    hit = median_time(lambda: cli(home, "build", str(spec), "-q"), repeat)
+    assert json.loads(cli(home, "build", str(spec), "--json").stdout)["source"] == "cache"
+    bare = median_time(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True), repeat)
+    bypassed = median_time(lambda: cli(home, "build", str(spec), "-q", "--rebuild", "--refresh-lock"),
+                           max(repeat // 2, 3))
+
+    plan = api.render(Environment.from_pip_requirements("p2", spec), cache_dir=home)
+    context = plan.write_context(directory / "context")
+    builder = find_builder()
+    command = builder.build_command() + ["-q", "-t", plan.image, "--label", f"org.envbuild.build-key={plan.key}",
+                                         "--build-arg", "BUILDKIT_INLINE_CACHE=1"]
+    ca = config.host_ca_bundle()
+    command += ["--secret", f"id=ca,src={ca}"] if ca else []
+    command.append(str(context))
+    docker_build = median_time(lambda: subprocess.run(command, check=True, capture_output=True,
+                                                      env=builder.environment()), repeat)
+    return {"first_build_seconds": first_seconds, "first_source": first["source"], "hit": hit, "bare": bare,
+            "bypassed": bypassed, "docker_build": docker_build, "builder": builder.kind, "runs": repeat}
+
+
+# -- P8 ---------------------------------------------------------------------------------------------------------
+def registry_bytes(count: int, directory: Path) -> dict:
+    import envbuild
+    from envbuild.registry import Registry
+    from tests.support.registry import running_registry, stored_bytes
+
+    with running_registry(directory / "registry") as address:
+        location = f"{address}/p8"
+        shared = Registry(location)
+        manifests_total = 0
+        for own in OWN[:count]:
+            spec = directory / own / "requirements.txt"
+            spec.parent.mkdir(parents=True, exist_ok=True)
+            spec.write_text("\n".join(SHARED + [own]) + "\n")
+            image = envbuild.build(envbuild.Environment.from_pip_requirements(f"p8-{own}", spec),
+                                   cache_dir=directory / "home", registry=location)
+            manifests_total += _manifest_bytes(shared, image.key)
+        stored = stored_bytes(directory / "registry")
+    return {"stored": stored, "one_full_image_each": manifests_total, "environments": count}
+
+
+def _manifest_bytes(shared, build_key: str) -> int:
+    """Bytes one image takes in a registry on its own: config + layers (compressed) + the manifest itself."""
+    import urllib.request
+
+    from envbuild.keys import tag_of
+
+    request = urllib.request.Request(f"{shared.scheme}://{shared.host}/v2/{shared.repository}/manifests/"
+                                     f"{tag_of(build_key)}",
+                                     headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        body = response.read()
+    manifest = json.loads(body)
+    return len(body) + manifest["config"]["size"] + sum(layer["size"] for layer in manifest["layers"])
+
+
+def run(quick: bool = False) -> list[dict]:
+    results = []
+    with tempfile.TemporaryDirectory(prefix="envbuild-bench-cache-") as tmp:
+        directory = Path(tmp)
+        for packages in (10, 100, 1000):
+            measured = hit_decision(packages, (20 if quick else 200) if packages < 1000 else (5 if quick else 30),
+                                    directory)
+            results.append(entry("P1", f"hit decision, {packages}-package spec (normalize + key + index)",
+                                 measured["seconds"] * 1000, "ms", "<= 1 ms median for 100 packages",
+                                 details=measured))
+            if packages == 100:
+                results.append(entry("P1", "hit decision, 100-package spec file seen before (file memo + index)",
+                                     measured["from_file_memo_seconds"] * 1000, "ms", "<= 1 ms median",
+                                     measured["seconds"] * 1000, "normalize + key + index", measured))
+
+        timings = seen_spec_timings(3 if quick else 9, directory / "p2")
+        details = {**timings, "hit_minus_bare_ms": (timings["hit"] - timings["bare"]) * 1000}
+        results.append(entry("P2", "envbuild build on a seen spec vs docker build (warm layer cache)",
+                             timings["hit"], "s", ">= 3x faster", timings["docker_build"],
+                             "docker build of the rendered Dockerfile, warm layer cache", details))
+        results.append(entry("P2", "envbuild build on a seen spec vs caches bypassed (re-lock + no-op build)",
+                             timings["hit"], "s", ">= 10x faster", timings["bypassed"],
+                             "envbuild build --rebuild --refresh-lock", details))
+        results.append(entry("P2", "envbuild build on a seen spec vs a bare interpreter start", timings["hit"], "s",
+                             "within ~30 ms of the bare start", timings["bare"], "python -c pass", details))
+
+        measured = registry_bytes(3 if quick else len(OWN), directory / "p8")
+        results.append(entry("P8", f"registry bytes for {measured['environments']} related environments",
+                             measured["stored"] / 1e6, "MB", "far below one full image each",
+                             measured["one_full_image_each"] / 1e6, "one full image each (sum of manifests)",
+                             measured))
+    return results
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(quick="--quick" in sys.argv), indent=1))
