@@ -62,3 +62,17 @@ def test_a_build_killed_midway_leaves_no_entry_and_the_next_call_builds(engine, 
     assert after["source"] == "built"
     assert list(entries(home)) == [after["key"]]
     remove_images(home)
+
+
+def test_threads_of_one_process_also_share_one_build(engine, home, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    import envbuild
+
+    env = envbuild.Environment.from_pip_requirements("threads", write(tmp_path / "requirements.txt", "six\n"))
+    template = unique_template(tmp_path, "RUN sleep 2")
+    with ThreadPoolExecutor(3) as pool:
+        images = list(pool.map(lambda _: envbuild.build(env, template=template), range(3)))
+    assert sorted(image.source for image in images).count("built") == 1
+    assert len({image.id for image in images}) == 1
+    remove_images(home)
