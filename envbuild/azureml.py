@@ -16,8 +16,16 @@ import os
 from pathlib import Path
 
 from .errors import SpecError
-from .spec import (CONDA_FILE, ENVIRONMENT_FILE, Environment, YamlDocument, load_conda_file, read_text, read_yaml,
-                   reject_placeholders)
+from .spec import (
+    CONDA_FILE,
+    ENVIRONMENT_FILE,
+    Environment,
+    YamlDocument,
+    load_conda_file,
+    read_text,
+    read_yaml,
+    reject_placeholders,
+)
 
 SCHEMA_URL = "https://azuremlschemas.azureedge.net/latest/environment.schema.json"
 # Fields only an Azure ML environment has: their presence tells such a file from a conda environment file.
@@ -54,7 +62,9 @@ def load_azureml_environment(path: Path, name: str | None = None, document: Yaml
                         where=document.where(document.child(root, _EXTENSION)), fix="remove the unknown fields")
     _check_shape(document, data, uses_default_base=extension is not None)
 
-    text = lambda key: document.scalar_text(document.child(root, key)) if key in data else None  # noqa: E731
+    def text(key: str) -> str | None:
+        return document.scalar_text(document.child(root, key)) if key in data else None
+
     env = Environment(name=name or text("name") or path.stem)
     env.source_files.append(str(path))
     env.version = text("version") or None
@@ -66,7 +76,8 @@ def load_azureml_environment(path: Path, name: str | None = None, document: Yaml
         _load_build(document, env)
     if data.get("conda_file") is not None:
         _load_conda_file(document, env)
-    env.python.user_managed_dependencies = env.python.conda_dependencies.is_empty and not (extension or {}).get("lock_file")
+    has_lock = bool((extension or {}).get("lock_file"))
+    env.python.user_managed_dependencies = env.python.conda_dependencies.is_empty and not has_lock
     if extension:
         _load_extension(document, extension, env)
     return env
@@ -77,19 +88,23 @@ def load_inline_environment(document: YamlDocument, name: str | None = None) -> 
     value, node = document.data["environment"], document.child(document.node, "environment")
     if isinstance(value, str):
         raise SpecError(f"the environment is a reference to a registered Azure ML environment ({value})",
-                        where=document.where(node), fix="pass that environment's own YAML (or its image with docker://)")
+                        where=document.where(node),
+                        fix="pass that environment's own YAML (or its image with docker://)")
     if not isinstance(value, dict):
         raise SpecError("`environment` must be a mapping (image, conda_file, build) or a reference",
                         where=document.where(node), fix="write `environment:` with `image:` and `conda_file:` under it")
     inline = YamlDocument(document.path, document.text, value, node)
-    return load_azureml_environment(document.path, name=name or value.get("name") or str(document.data.get("name") or ""),
-                                    document=inline)
+    name = name or value.get("name") or str(document.data.get("name") or "")
+    return load_azureml_environment(document.path, name=name, document=inline)
 
 
 def _check_shape(document: YamlDocument, data: dict, uses_default_base: bool) -> None:
     """The schema's rules: one of image/build, conda_file only on an image, Linux only."""
     root = document.node
-    where = lambda key: document.where(document.child(root, key) or root)  # noqa: E731
+
+    def where(key: str) -> str:
+        return document.where(document.child(root, key) or root)
+
     image = data.get("image")
     if image is not None and not isinstance(image, str):
         raise SpecError("`image` must be an image reference such as mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04",
@@ -119,7 +134,8 @@ def _load_build(document: YamlDocument, env: Environment) -> None:
                         where=document.where(node), fix="write `build: {path: ./context, dockerfile_path: Dockerfile}`")
     location = str(build["path"])
     if "://" in location or "#" in location:
-        raise SpecError(f"remote build context {location!r} is not supported", where=document.where(document.child(node, "path")),
+        raise SpecError(f"remote build context {location!r} is not supported",
+                        where=document.where(document.child(node, "path")),
                         fix="clone it and point build.path at the local directory")
     directory = (document.path.parent / location).resolve()
     dockerfile_path = str(build.get("dockerfile_path") or "Dockerfile")

@@ -9,8 +9,8 @@ catalog's `envbuild diff NAME:1 NAME:2` all print through `format_differences`.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 # Lists whose order means nothing: compared as sets of packages, paired by package name.
 _PACKAGE_FIELDS = {"conda", "pip"}

@@ -51,11 +51,11 @@ def tag_of(key: str) -> str:
     return key.replace(":", "-")
 
 
-def spec_key(env: "Environment") -> str:
+def spec_key(env: Environment) -> str:
     return key_of(canonical_form(env))
 
 
-def canonical_form(env: "Environment") -> dict:
+def canonical_form(env: Environment) -> dict:
     """The canonical, JSON-ready form of everything in `env` that changes the image it builds."""
     deps = env.python.conda_dependencies
     docker = env.docker
@@ -191,7 +191,8 @@ def canonical_conda_spec(spec: str, origin=None) -> str:
         canonical = match.to_canonical_string()
     except (KeyboardInterrupt, SystemExit):
         raise
-    except BaseException as exc:  # rattler's own errors, and pyo3's PanicException (a BaseException) on odd input
+    # rattler's own errors, and pyo3's PanicException (a BaseException) on odd input
+    except BaseException as exc:  # noqa: BLE001
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SpecError(f"invalid conda match spec {spec.strip()!r}: {reason}", where=str(origin) if origin else None,
                         fix="write a conda match spec such as `numpy>=1.24,<2`, `numpy=1.26` or "
@@ -202,13 +203,12 @@ def canonical_conda_spec(spec: str, origin=None) -> str:
     fields = {}
     if "[" in canonical:
         fields = {k: v for k, v in _BRACKET_FIELD.findall(canonical[canonical.index("["):])}
-    unquote = lambda value: value[1:-1] if value.startswith('"') else value  # noqa: E731
-    version = canonical_conda_version(unquote(fields.pop("version", '"*"')))
-    build = unquote(fields.pop("build", '""')) or None
+    version = canonical_conda_version(_unquote(fields.pop("version", '"*"')))
+    build = _unquote(fields.pop("build", '""')) or None
     channel = fields.pop("channel", None)
     out = match.name.normalized
     if channel:
-        out = f"{normalize_channel(unquote(channel))}::{out}"
+        out = f"{normalize_channel(_unquote(channel))}::{out}"
     if build:
         out += f" {version} {build}"
     elif version != "*":
@@ -219,11 +219,15 @@ def canonical_conda_spec(spec: str, origin=None) -> str:
         MatchSpec(out)  # the resolver receives this spelling: it must parse back
     except (KeyboardInterrupt, SystemExit):
         raise
-    except BaseException:
+    except BaseException:  # noqa: BLE001  (as above)
         raise SpecError(f"conda match spec {spec.strip()!r} cannot be written back in conda's syntax (as {out!r})",
                         where=str(origin) if origin else None,
                         fix="remove quotes and unusual characters from the version and build parts") from None
     return out
+
+
+def _unquote(value: str) -> str:
+    return value[1:-1] if value.startswith('"') else value
 
 
 _PLAIN_VERSION_CONSTRAINT = re.compile(r"^(==|!=|>=|<=|>|<)(\d+(?:\.\d+)*)$")
@@ -356,7 +360,7 @@ def _nameless_url_requirement(text: str, origin) -> str:
 
 def _without_egg(url: str) -> str:
     # `#egg=` only names the project, which the requirement now carries; other fragments (subdirectory) stay.
-    base, hash_sign, fragment = url.partition("#")
+    base, _, fragment = url.partition("#")
     kept = [p for p in fragment.split("&") if p and not p.startswith("egg=")]
     return base + ("#" + "&".join(kept) if kept else "")
 

@@ -50,7 +50,7 @@ class CondaDependencies:
 
     @classmethod
     def create(cls, conda_packages=(), pip_packages=(), python_version: str | None = None, channels=(),
-               pip_options=()) -> "CondaDependencies":
+               pip_options=()) -> CondaDependencies:
         """Like the Azure ML SDK's `CondaDependencies.create` (without its implicit azureml packages)."""
         deps = cls()
         for channel in channels:
@@ -194,38 +194,38 @@ class Environment:
 
     # -- constructors, one per input kind ------------------------------------------------------------------------
     @classmethod
-    def from_conda_specification(cls, name: str, file_path: str | os.PathLike) -> "Environment":
+    def from_conda_specification(cls, name: str, file_path: str | os.PathLike) -> Environment:
         env = cls(name=name)
         load_conda_file(Path(file_path), env)
         return env
 
     @classmethod
-    def from_pip_requirements(cls, name: str, file_path: str | os.PathLike) -> "Environment":
+    def from_pip_requirements(cls, name: str, file_path: str | os.PathLike) -> Environment:
         env = cls(name=name)
         _add_requirements(env, parse_requirements_file(Path(file_path), seen=set(), files=env.source_files))
         return env
 
     @classmethod
-    def from_azureml_yaml(cls, file_path: str | os.PathLike, name: str | None = None) -> "Environment":
+    def from_azureml_yaml(cls, file_path: str | os.PathLike, name: str | None = None) -> Environment:
         from .azureml import load_azureml_environment
 
         return load_azureml_environment(Path(file_path), name=name)
 
     @classmethod
-    def from_conda_prefix(cls, name: str, prefix: str | os.PathLike) -> "Environment":
+    def from_conda_prefix(cls, name: str, prefix: str | os.PathLike) -> Environment:
         """The packages installed in an existing conda environment, read from its conda-meta (no conda needed)."""
         env = cls(name=name)
         load_conda_prefix(Path(prefix), env)
         return env
 
     @classmethod
-    def from_existing_conda_environment(cls, name: str, conda_environment_name: str) -> "Environment":
+    def from_existing_conda_environment(cls, name: str, conda_environment_name: str) -> Environment:
         """Like the Azure ML SDK: a conda environment by name (or prefix path), found where conda keeps them."""
         return cls.from_conda_prefix(name, find_conda_environment(conda_environment_name))
 
     @classmethod
     def from_docker_image(cls, name: str, image: str, conda_specification=None,
-                          pip_requirements=None) -> "Environment":
+                          pip_requirements=None) -> Environment:
         """An existing image, used as it is unless a conda or pip file adds packages."""
         env = cls._with_packages(name, conda_specification, pip_requirements)
         env.docker.base_image = image
@@ -233,7 +233,7 @@ class Environment:
 
     @classmethod
     def from_dockerfile(cls, name: str, dockerfile: str | os.PathLike, conda_specification=None,
-                        pip_requirements=None) -> "Environment":
+                        pip_requirements=None) -> Environment:
         """A Dockerfile (path): its text becomes docker.base_dockerfile; if it COPYs or ADDs local files, its
         directory becomes the build context instead, since the build needs those files."""
         path = Path(dockerfile)
@@ -251,7 +251,7 @@ class Environment:
 
     @classmethod
     def from_build_context(cls, name: str, directory: str | os.PathLike, dockerfile_path: str = "Dockerfile",
-                           conda_specification=None, pip_requirements=None) -> "Environment":
+                           conda_specification=None, pip_requirements=None) -> Environment:
         root = Path(directory)
         dockerfile = root / dockerfile_path
         if not root.is_dir():
@@ -267,7 +267,7 @@ class Environment:
         return env
 
     @classmethod
-    def from_lock_file(cls, name: str, path: str | os.PathLike) -> "Environment":
+    def from_lock_file(cls, name: str, path: str | os.PathLike) -> Environment:
         """A conda-lock.yml installed as it is: the resolver skips the solve."""
         env = cls(name=name)
         lock_path = Path(path).resolve()
@@ -280,7 +280,7 @@ class Environment:
         return env
 
     @classmethod
-    def _with_packages(cls, name: str, conda_specification, pip_requirements) -> "Environment":
+    def _with_packages(cls, name: str, conda_specification, pip_requirements) -> Environment:
         env = cls(name=name)
         if conda_specification:
             load_conda_file(Path(conda_specification), env)
@@ -290,7 +290,7 @@ class Environment:
         return env
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike, name: str | None = None) -> "Environment":
+    def from_file(cls, path: str | os.PathLike, name: str | None = None) -> Environment:
         """Load any supported input, choosing the loader by name and content (see the module docstring)."""
         text = os.fspath(path)
         if text.startswith("curated:"):
@@ -307,14 +307,15 @@ class Environment:
             raise SpecError(f"{p.name} describes a project, not an environment", where=str(p),
                             fix="export its dependencies to a requirements file (e.g. `uv pip compile "
                                 f"{p.name} -o requirements.txt`) and load that")
-        if lowered in ("dockerfile", "containerfile") or lowered.startswith("dockerfile.") or lowered.endswith(".dockerfile"):
+        if lowered in ("dockerfile", "containerfile") or lowered.startswith("dockerfile.") \
+                or lowered.endswith(".dockerfile"):
             return cls.from_dockerfile(name or p.parent.name or "dockerfile", p)
         if p.suffix.lower() in (".yml", ".yaml"):
             return _load_yaml_spec(p, name)
         return cls.from_pip_requirements(name or p.stem, p)
 
     @classmethod
-    def load_from_directory(cls, path: str | os.PathLike) -> "Environment":
+    def load_from_directory(cls, path: str | os.PathLike) -> Environment:
         """Read a directory written by `save_to_directory`."""
         from .azureml import load_azureml_environment
 
@@ -345,7 +346,7 @@ class Environment:
         return build(self, **options)
 
     # -- values --------------------------------------------------------------------------------------------------
-    def copy(self) -> "Environment":
+    def copy(self) -> Environment:
         return copy.deepcopy(self)
 
     def canonical(self) -> dict:
@@ -556,13 +557,15 @@ def load_conda_file(path: Path, env: Environment, document: YamlDocument | None 
                             "keep only channels/dependencies/variables here")
     unknown = sorted(set(map(str, data)) - _CONDA_FILE_KEYS)
     if unknown:
-        raise SpecError(f"unknown top-level field {unknown[0]!r}", where=document.where(document.key_node(root, unknown[0])),
+        raise SpecError(f"unknown top-level field {unknown[0]!r}",
+                        where=document.where(document.key_node(root, unknown[0])),
                         fix=f"use only {', '.join(sorted(_CONDA_FILE_KEYS))}")
     if data.get("prefix"):
         log.info("%s: `prefix: %s` ignored: the environment is installed inside the image", path, data["prefix"])
     platforms = _string_list(document, root, data, "platforms")
     if platforms:
-        env.docker.platform = _pick_platform(platforms, env.docker.platform, document.where(document.child(root, "platforms")))
+        env.docker.platform = _pick_platform(platforms, env.docker.platform,
+                                             document.where(document.child(root, "platforms")))
     deps = env.python.conda_dependencies
     for channel in _string_list(document, root, data, "channels"):
         deps.add_channel(channel)
@@ -673,12 +676,13 @@ def _load_pip_section(document: YamlDocument, node, lines, env: Environment) -> 
     for raw, item_node in zip(lines, node.value):
         if raw is None:
             continue
-        collected.extend(parse_requirement_lines([str(raw)], origin_path=document.path, first_line=document.line(item_node),
+        collected.extend(parse_requirement_lines([str(raw)], origin_path=document.path,
+                                                 first_line=document.line(item_node),
                                                  seen={str(document.path.resolve())}, files=env.source_files))
     _add_requirements(env, collected)
 
 
-def _add_requirements(env: Environment, lines: list["RequirementLine"]) -> None:
+def _add_requirements(env: Environment, lines: list[RequirementLine]) -> None:
     deps = env.python.conda_dependencies
     for req in lines:
         if req.option:
@@ -878,11 +882,13 @@ def find_conda_environment(name_or_prefix: str) -> Path:
     if (given / "conda-meta").is_dir():
         return given
     home = Path.home()
-    roots = [Path(p) for p in os.environ.get("CONDA_ENVS_PATH", os.environ.get("CONDA_ENVS_DIRS", "")).split(os.pathsep) if p]
+    listed = os.environ.get("CONDA_ENVS_PATH", os.environ.get("CONDA_ENVS_DIRS", ""))
+    roots = [Path(p) for p in listed.split(os.pathsep) if p]
     for variable in ("CONDA_ROOT", "MAMBA_ROOT_PREFIX", "CONDA_PREFIX"):
         if os.environ.get(variable):
             roots.append(Path(os.environ[variable]) / "envs")
-    roots += [home / ".conda" / "envs"] + [home / d / "envs" for d in ("miniconda3", "anaconda3", "miniforge3", "mambaforge")]
+    roots.append(home / ".conda" / "envs")
+    roots += [home / d / "envs" for d in ("miniconda3", "anaconda3", "miniforge3", "mambaforge")]
     roots.append(Path("/opt/conda/envs"))
     candidates = [root / name_or_prefix for root in roots]
     environments_txt = home / ".conda" / "environments.txt"
@@ -965,7 +971,8 @@ def _parse_lock_cached(path: str, size: int, mtime_ns: int):
 
 def _lock_metadata(path: Path) -> dict:
     data = _parsed_lock(path)
-    if not isinstance(data, dict) or not isinstance(data.get("package"), list) or not isinstance(data.get("metadata"), dict):
+    packages = data.get("package") if isinstance(data, dict) else None
+    if not (isinstance(packages, list) and isinstance(data.get("metadata"), dict)):
         raise SpecError("not a conda-lock file (no `metadata` and `package` list)", where=str(path),
                         fix="pass a conda-lock.yml written by conda-lock or `envbuild lock`")
     return data["metadata"]
