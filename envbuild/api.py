@@ -32,9 +32,6 @@ ProgressCallback = Callable[[str, str], None]
 SOURCES = ("built", "cache", "engine", "registry", "joined")
 
 
-SOURCES = ("built", "cache", "engine", "registry", "joined")
-
-
 @dataclass(frozen=True)
 class Image:
     """An environment's image and how this call obtained it (`source`, one of SOURCES):
