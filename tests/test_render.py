@@ -20,6 +20,8 @@ from tests.conftest import write
 GOLDEN = Path(__file__).parent / "golden"
 BASE = BaseImage(ref="envbuild/python:3.11-bookworm", id="sha256:" + "c" * 64, python_version="3.11", glibc="2.36",
                  from_ref="envbuild/python:3.11-bookworm")
+USER_BASE = BaseImage(ref="envbuild/user-base:v1-0123456789abcdef0123456789abcdef", id="sha256:" + "e" * 64,
+                      python_version="3.11", glibc=None, from_ref="envbuild/user-base:v1-0123456789abcdef0123456789abcdef")
 SIX = LockedPackage("pip", "six", "1.16.0",
                     "https://files.pythonhosted.org/packages/d9/5a/six-1.16.0-py2.py3-none-any.whl", "a" * 64)
 IDNA = LockedPackage("pip", "idna", "3.10",
@@ -70,12 +72,16 @@ VARIANTS = {
     "user-managed": (user_managed_env, (SIX,), {}),
     "classic-conda-pip": (make_env, (HELLO, SIX), {"buildkit": False}),
     "classic-pip-only": (make_env, (SIX,), {"buildkit": False}),
+    # The managed environment appended to the image of a user's Dockerfile (built first as its own image).
+    "user-dockerfile": (make_env, (SIX,), {"base": USER_BASE}),
 }
 
 
 def render_variant(name: str):
     make, packages, options = VARIANTS[name]
-    return render(make(), make_lock(*packages), BASE, **options)
+    options = dict(options)
+    base = options.pop("base", BASE)
+    return render(make(), make_lock(*packages), base, **options)
 
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))
