@@ -6,7 +6,8 @@ built on it. An environment asks for a GPU with `docker.gpu` and/or `docker.cuda
 dependencies (torch, pytorch, tensorflow) narrow the choice:
 
 * a pin whose builds need another CUDA than the one asked for is an error that names the CUDA it needs;
-* with no CUDA asked for, the newest stack consistent with every pin is taken.
+* with no CUDA asked for, the newest stack consistent with every pin is taken;
+* a conda `cuda-version` pin asks for its CUDA like docker.cuda does, and the two must agree.
 
 Where the stack comes from (`source`):
 * "pypi": envbuild's GPU base image, built from dockerfiles/gpu.Dockerfile with the nvidia-*-cu12 wheels
@@ -116,6 +117,11 @@ def select_stack(env: "Environment") -> GpuStack | None:
     known = stacks()
     if asked is not None and not re.fullmatch(r"\d+\.\d+(\.\d+)?", str(asked)):
         raise SpecError(f"docker.cuda {asked!r} is not a CUDA version", fix="write it as MAJOR.MINOR, e.g. 12.4")
+    from_conda = conda_cuda_version(env)
+    if from_conda and asked and not _same_minor(from_conda, str(asked)):
+        raise SpecError(f"the conda dependencies pin cuda-version {from_conda} but docker.cuda is {asked}",
+                        fix=f"make them agree: set docker.cuda to {from_conda} or change the cuda-version pin")
+    asked = asked or from_conda
     candidates = [s for s in known if asked is None or _same_minor(s.cuda, str(asked))]
     if not candidates:
         raise SpecError(f"CUDA {asked} is not in envbuild's GPU matrix",
@@ -136,6 +142,15 @@ def select_stack(env: "Environment") -> GpuStack | None:
             )
         candidates = fitting
     return candidates[-1]
+
+
+def conda_cuda_version(env: "Environment") -> str | None:
+    """The CUDA a conda `cuda-version` pin asks for (conda-forge's way of choosing the CUDA of a solve)."""
+    for spec in env.python.conda_dependencies.conda_packages:
+        match = re.match(r"^(?:[^:]+::)?cuda-version\s*(?:==?|\s)\s*(\d+\.\d+)", spec.strip())
+        if match:
+            return match.group(1)
+    return None
 
 
 def _same_minor(stack_cuda: str, asked: str) -> bool:

@@ -58,6 +58,15 @@ def test_a_torch_pin_for_another_cuda_is_an_error_that_names_the_cuda_it_needs()
     assert "CUDA 12.4" in message and "12.1" in message and "torch" in message
 
 
+def test_a_conda_cuda_version_pin_chooses_the_stack_and_must_agree_with_docker_cuda():
+    from envbuild.gpu import source_of
+
+    env = gpu_env(conda=("cuda-version=12.4", "cudnn", "nccl"))
+    assert select_stack(env).cuda == "12.4" and source_of(env) == "conda"
+    with pytest.raises(SpecError, match="cuda-version 12.4"):
+        select_stack(gpu_env(conda=("cuda-version=12.4",), cuda="12.6"))
+
+
 def test_unknown_cuda_is_an_error_listing_the_known_ones():
     with pytest.raises(SpecError, match="12.4"):
         select_stack(gpu_env(cuda="11.0"))
