@@ -67,7 +67,7 @@ def canonical_form(env: Environment) -> dict:
         "conda": sorted({canonical_conda_spec(s, deps.origins.get(s)) for s in deps.conda_packages},
                         key=_conda_sort_key),
         "pip": sorted({canonical_pip_requirement(r, deps.origins.get(r)) for r in deps.pip_packages}),
-        "pip_options": _dedupe([o for o in (canonical_pip_option(o) for o in deps.pip_options) if o]),
+        "pip_options": _dedupe([canonical_pip_option(o) for o in deps.pip_options]),
         "user_managed": env.python.user_managed_dependencies,
         "variables": {str(k): str(v) for k, v in sorted(env.environment_variables.items())},
         "lock_file": lock_file_digest(env.lock_file, docker.platform) if env.lock_file else None,
@@ -268,18 +268,15 @@ def _conda_constraint(constraint: str) -> str:
 # pip
 
 
-# Where pip would look anyway: naming it changes nothing.
-_DEFAULT_INDEX = ("https://pypi.org/simple", "https://pypi.python.org/simple")
-
-
 def canonical_pip_option(option: str) -> str:
-    """`--index-url "https://x/simple/"` → `--index-url https://x/simple`; the default index → '' (dropped)."""
+    """`--index-url "https://x/simple/"` → `--index-url https://x/simple`.
+
+    Naming PyPI's own index is kept: it is not the same as naming none when PIP_INDEX_URL points elsewhere.
+    """
     flag, _, value = option.partition(" ")
     value = value.strip().strip("'\"").strip()
     if flag in ("--index-url", "--extra-index-url", "--find-links"):
         value = value.rstrip("/")
-        if flag == "--index-url" and value in _DEFAULT_INDEX:
-            return ""
     return f"{flag} {value}".strip()
 
 

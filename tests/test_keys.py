@@ -80,7 +80,6 @@ EQUIVALENT = [
     ("requirements.txt", "six\nsix\n", "six\n"),
     ("requirements.txt", "torch==2.1.0+cpu\n", "torch==2.1+cpu\n"),
     ("requirements.txt", "git+https://github.com/a/b.git@v1#egg=b\n", "b @ git+https://github.com/a/b.git@v1\n"),
-    ("requirements.txt", "six\n", "--index-url https://pypi.org/simple/\nsix\n"),
     ("requirements.txt", "-i https://x.org/simple\nsix\n", "--index-url=\"https://x.org/simple/\"\nsix\n"),
     ("environment.yml", CONDA.format("numpy=1.21"), CONDA.format("numpy 1.21.*")),
     ("environment.yml", CONDA.format("numpy==1.21.5"), CONDA.format("numpy 1.21.5")),
@@ -114,6 +113,8 @@ DIFFERENT = [
     ("requirements.txt", "--extra-index-url https://a\n--extra-index-url https://b\nsix\n",
      "--extra-index-url https://b\n--extra-index-url https://a\nsix\n"),
     ("requirements.txt", "six\n", "--pre\nsix\n"),
+    # PyPI named is not PyPI by default: PIP_INDEX_URL may point elsewhere.
+    ("requirements.txt", "six\n", "--index-url https://pypi.org/simple/\nsix\n"),
     ("requirements.txt", "b @ git+https://github.com/a/b.git@v1\n", "b @ git+https://github.com/a/b.git@v2\n"),
     ("environment.yml", CONDA.format("numpy=1.21"), CONDA.format("numpy==1.21")),
     ("environment.yml", CONDA.format("numpy=1.21"), CONDA.format("numpy=1.21.0")),

@@ -168,8 +168,8 @@ attrs==23.2.0 \\
     assert deps.pip_packages == ["six", "attrs==23.2.0"]
     assert deps.pip_options == ["--constraint idna<4", "--index-url https://pypi.org/simple/",
                                 "--extra-index-url https://download.pytorch.org/whl/cpu/", "--pre"]
-    # The default index adds nothing; quotes and trailing slashes are spelling.
-    assert env.canonical()["pip_options"] == ["--constraint idna<4",
+    # Quotes and trailing slashes are spelling.
+    assert env.canonical()["pip_options"] == ["--constraint idna<4", "--index-url https://pypi.org/simple",
                                               "--extra-index-url https://download.pytorch.org/whl/cpu", "--pre"]
     assert env.source_files == [str(tmp_path / p) for p in ("requirements.txt", "sub/common.txt", "sub/constraints.txt")]
 
