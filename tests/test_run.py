@@ -156,17 +156,14 @@ def test_run_by_catalog_name_records_the_image_and_its_lock(shared_home, project
 
 
 @pytest.mark.engine
-def test_image_found_on_the_engine_by_a_new_home_records_the_lock_it_carries(shared_home, home, project):
-    """A fresh home (its own index) reuses the image built above: the lock then comes from inside the image."""
-    cli("env", "create", "--file", "environment.yml", "--name", "elsewhere", cwd=project)
-    done = cli("run", "elsewhere:1", "--", "true", cwd=project)
-    assert done.returncode == 0, done.stderr
-    with catalog.Catalog(home) as cat:
-        build = cat.entry("elsewhere", 1).latest_build
+def test_the_lock_of_an_image_this_home_did_not_build_is_read_from_the_image(shared_home, home, project):
+    """Images pulled from a shared registry or found on the engine carry their lock: the catalog records that."""
+    env = Environment.from_file(project / "environment.yml")
+    image = env.run(["true"], workdir=project, cache_dir=shared_home).image  # `home` is ENVBUILD_HOME here
     with Index(home) as fresh:
-        assert not (fresh.detail_get(build.build_key) or {}).get("lock")  # this home never built it
-    recorded = write(project / "recorded-lock.yml", build.lock)
-    assert read_lock(recorded).key == build.lock_key  # exactly the lock the image was built from
+        assert fresh.detail_get(image.key) is None  # nothing about this image in the new home
+    text = runner.lock_text(image, cache_dir=home)
+    assert read_lock(write(project / "from-image.yml", text)).key == image.lock_key
 
 
 @pytest.mark.engine
