@@ -401,7 +401,7 @@ def directory_digest(path: str | Path) -> str:
 
 
 def lock_file_digest(path: str | Path, platform: str) -> str:
-    """Digest of what a conda-lock file installs on `platform`: each package's manager, name, url and hash.
+    """Digest of what a conda-lock file installs on `platform`: each package's manager, name, url, hash, category.
 
     Comments, ordering, metadata and other platforms' packages do not change the image, so they do not count.
     """

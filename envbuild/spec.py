@@ -979,7 +979,7 @@ def _lock_metadata(path: Path) -> dict:
 
 
 def read_lock_file(path: Path, platform: str) -> list[list[str]]:
-    """[manager, name, url, hash] of every package a conda-lock file installs on `platform`, sorted."""
+    """[manager, name, url, hash, category] of every package a conda-lock file lists for `platform`, sorted."""
     data = _parsed_lock(path)
     packages = data.get("package") if isinstance(data, dict) else None
     if not isinstance(packages, list):
@@ -991,8 +991,9 @@ def read_lock_file(path: Path, platform: str) -> list[list[str]]:
             continue
         hashes = package.get("hash") or {}
         content_hash = (hashes.get("sha256") or hashes.get("md5") or "") if isinstance(hashes, dict) else str(hashes)
+        # The category (main, dev, extras) decides whether an install takes the package: it stays in.
         out.append([str(package.get("manager", "conda")), str(package.get("name")), str(package.get("url")),
-                    str(content_hash)])
+                    str(content_hash), str(package.get("category", "main"))])
     if not out:
         raise SpecError(f"the lock file has no packages for {platform}", where=str(path),
                         fix=f"lock for {platform} (`conda-lock -p {platform}` or `envbuild lock -p {platform}`)")

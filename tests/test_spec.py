@@ -417,6 +417,8 @@ def test_conda_lock_file_is_keyed_by_what_it_installs(tmp_path):
     # ...a different package hash does.
     changed = LOCK.replace("sha256: aaa}", "sha256: ccc}", 1)
     assert Environment.from_file(write(tmp_path / "d" / "conda-lock.yml", changed)).key != key
+    dev_only = LOCK.replace("  platform: linux-64\n", "  platform: linux-64\n  category: dev\n", 1)
+    assert Environment.from_file(write(tmp_path / "e" / "conda-lock.yml", dev_only)).key != key
 
 
 def test_curated_references_go_to_the_catalog():
