@@ -114,7 +114,8 @@ def _check_shape(document: YamlDocument, data: dict, uses_default_base: bool) ->
         raise SpecError("an environment has either `image` or `build`, not both", where=where("build"),
                         fix="remove `image:` to build from the Dockerfile, or remove `build:` to use the image")
     if data.get("conda_file") is not None and not image and not uses_default_base:
-        raise SpecError("`conda_file` needs an `image` to install into", where=where("conda_file"),
+        raise SpecError("`conda_file` needs an `image` to install into (Azure ML: the Docker section is missing: "
+                        "provide a base image or Dockerfile)", where=where("conda_file"),
                         fix="add `image: mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04:latest` (or any image "
                             "with a shell); with `build:`, install the packages in the Dockerfile instead")
     if not image and not data.get("build") and not uses_default_base:
@@ -154,7 +155,8 @@ def _load_conda_file(document: YamlDocument, env: Environment) -> None:
     if not isinstance(value, str) or not value.strip():
         raise SpecError("`conda_file` must be a path (relative to this file) or an inline conda environment",
                         where=document.where(node), fix="write `conda_file: conda.yaml`")
-    conda_path = document.path.parent / value.strip()
+    # `file:conda.yml` is the preview CLI's spelling of a local path.
+    conda_path = document.path.parent / value.strip().removeprefix("file:")
     if not conda_path.is_file():
         raise SpecError(f"conda_file {value} does not exist", where=document.where(node),
                         fix=f"check the path: it is read relative to {document.path.parent}")

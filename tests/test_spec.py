@@ -235,7 +235,7 @@ description: An example
 tags:
   cuda: 11.8
 image: mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04:latest
-conda_file: conda.yml
+conda_file: file:conda.yml
 os_type: linux
 """)
     env = Environment.from_file(spec)
