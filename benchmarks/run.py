@@ -24,6 +24,7 @@ import platform
 import re
 import subprocess
 import sys
+import textwrap
 import time
 import traceback
 from datetime import datetime, timezone
@@ -177,14 +178,20 @@ def summary_plot(entries: list[dict], path: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, len(pairs), figsize=(3.2 * len(pairs), 3.6), constrained_layout=True,
+    columns = min(4, len(pairs))
+    rows = -(-len(pairs) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.4 * rows), constrained_layout=True,
                                 squeeze=False)
-    for axis, entry in zip(axes[0], pairs):
-        axis.bar(["envbuild", "baseline"], [entry["value"], entry["baseline"]], color=["tab:blue", "tab:gray"])
-        axis.set_title(f"{entry['id']}: {entry['name'][:28]}", fontsize=8)
-        axis.set_ylabel(entry.get("unit") or "")
+    for axis, entry in zip(axes.flat, pairs):
+        bars = axis.bar(["envbuild", "baseline"], [entry["value"], entry["baseline"]],
+                        color=["tab:blue", "tab:gray"])
+        axis.bar_label(bars, fmt="%.3g", fontsize=7)
+        axis.set_title(textwrap.fill(f"{entry['id']}: {entry['name']}", 45), fontsize=8)
+        axis.set_ylabel(entry.get("unit") or "", fontsize=8)
         axis.tick_params(labelsize=7)
-        axis.set_xlabel((entry.get("baseline_name") or "")[:40], fontsize=7)
+        axis.set_xlabel(textwrap.fill(f"baseline: {entry.get('baseline_name') or ''}", 50), fontsize=7)
+    for axis in list(axes.flat)[len(pairs):]:
+        axis.set_visible(False)
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return path
