@@ -122,15 +122,22 @@ def nearest(canonical: dict, candidates: Iterable[tuple[str, dict]], limit: int 
     return scored[:limit]
 
 
-def explain_miss(canonical: dict, spec_key: str, candidates: Iterable[tuple[str, dict]]) -> str:
-    """Why an environment is (or would be) a cache miss: the nearest built environment and what differs."""
+def explain_miss(canonical: dict, spec_key: str, candidates: Iterable[tuple[str, dict]],
+                 images: Iterable[dict] = ()) -> str:
+    """Why an environment is (or would be) a cache miss: the nearest built environment and what differs.
+
+    `images` are the index entries built for `spec_key` (image, base_id): a spec that was built can still miss
+    when its base image moved to a new id or a template changed.
+    """
     candidates = list(candidates)
     if not candidates:
         return "the cache has built nothing yet (or nothing since envbuild started recording canonical forms)"
     for key, _ in candidates:
         if key == spec_key:
-            return (f"{spec_key} has been built: a build of it hits the cache unless the base image, the template "
-                    "or the engine's copy of the image changed (see `envbuild ls`)")
+            lines = [f"{spec_key} has been built: a build of it hits the cache unless the base image's id, the "
+                     "template or the engine's copy of the image changed"]
+            lines += [f"  {entry.get('image')} on base {entry.get('base_id')}" for entry in images]
+            return "\n".join(lines)
     best = nearest(canonical, candidates)[0]
     return (f"no cached environment has key {spec_key}; the nearest is {best.spec_key}\n"
             + format_differences(best.differences, "cached", "this spec"))

@@ -436,6 +436,8 @@ def test_explain_against_the_cache_names_the_nearest_built_spec(tmp_path, capsys
     index = Index(home)
     for env in built.values():
         index.canonical_put(env.key, env.canonical())
+    index.put("v1:build", {"image": "envbuild/near:v1-build", "id": "sha256:1", "spec_key": built["near.txt"].key,
+                           "base_id": "sha256:base"})
     index.close()
     spec = write(tmp_path / "spec.txt", "numpy>=1.20\nsix\nidna\n")
     out = run_cli(capsys, "explain", str(spec), "--cache-dir", str(home))
@@ -443,7 +445,7 @@ def test_explain_against_the_cache_names_the_nearest_built_spec(tmp_path, capsys
     report = json.loads(run_cli(capsys, "explain", str(spec), "--cache-dir", str(home), "--json"))
     assert report["nearest"] == built["near.txt"].key and not report["built"]
     out = run_cli(capsys, "explain", str(tmp_path / "near.txt"), "--cache-dir", str(home))
-    assert "has been built" in out
+    assert "has been built" in out and "envbuild/near:v1-build on base sha256:base" in out
     assert "built nothing yet" in run_cli(capsys, "explain", str(spec), "--cache-dir", str(tmp_path / "empty"))
 
 

@@ -57,14 +57,15 @@ def cmd_explain(args) -> int:
     from ..keys import key_of
 
     home = config.home(args.cache_dir)
-    candidates = []
+    spec_key = key_of(canonical)
+    candidates, images = [], []
     if (home / "index").exists():
         index = Index(home)
         try:
             candidates = list(index.canonicals())
+            images = [entry for _, entry in index.entries() if entry.get("spec_key") == spec_key]
         finally:
             index.close()
-    spec_key = key_of(canonical)
     if args.json:
         found = nearest(canonical, candidates)
         print(json.dumps({"spec_key": spec_key, "built": any(k == spec_key for k, _ in candidates),
@@ -72,7 +73,7 @@ def cmd_explain(args) -> int:
                           "differences": [asdict(d) for d in found[0].differences] if found else []},
                          indent=2, sort_keys=True))
     else:
-        print(explain_miss(canonical, spec_key, candidates))
+        print(explain_miss(canonical, spec_key, candidates, images))
     return 0
 
 
