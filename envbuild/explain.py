@@ -134,10 +134,9 @@ def explain_miss(canonical: dict, spec_key: str, candidates: Iterable[tuple[str,
         return "the cache has built nothing yet (or nothing since envbuild started recording canonical forms)"
     for key, _ in candidates:
         if key == spec_key:
-            lines = [f"{spec_key} has been built: a build of it hits the cache unless the base image's id, the "
-                     "template or the engine's copy of the image changed"]
-            lines += [f"  {entry.get('image')} on base {entry.get('base_id')}" for entry in images]
-            return "\n".join(lines)
+            built = (f"{spec_key} has been built: a build of it hits the cache unless the base image's id, the "
+                     "template or the engine's copy of the image changed")
+            return "\n".join([built] + [f"  {entry.get('image')} on base {entry.get('base_id')}" for entry in images])
     best = nearest(canonical, candidates)[0]
     return (f"no cached environment has key {spec_key}; the nearest is {best.spec_key}\n"
             + format_differences(best.differences, "cached", "this spec"))
