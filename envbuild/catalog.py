@@ -94,6 +94,7 @@ class Build:
 
     def to_dict(self, with_lock: bool = False) -> dict:
         data = dataclasses.asdict(self)
+        data["built_at"] = _iso(self.built_at)
         if not with_lock:
             data.pop("lock")
         return data
@@ -119,6 +120,11 @@ class Entry:
         return f"{self.name}:{self.version}"
 
     @property
+    def created(self) -> str:
+        """When it was registered, ISO 8601 UTC."""
+        return _iso(self.created_at)
+
+    @property
     def latest_build(self) -> Build | None:
         return self.builds[-1] if self.builds else None
 
@@ -132,7 +138,7 @@ class Entry:
     def to_dict(self, with_definition: bool = True) -> dict:
         data = {
             "name": self.name, "version": self.version, "key": self.key, "description": self.description,
-            "tags": dict(self.tags), "created_by": self.created_by, "created_at": _iso(self.created_at),
+            "tags": dict(self.tags), "created_by": self.created_by, "created_at": self.created,
             "archived": self.archived, "builds": [b.to_dict() for b in self.builds],
         }
         if with_definition:

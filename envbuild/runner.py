@@ -58,7 +58,7 @@ class RunResult:
         return self
 
 
-def host_has_gpus(engine=None) -> bool:
+def host_has_gpus() -> bool:
     """True when `--gpus` can work here: nvidia-smi lists a GPU and the engine has an NVIDIA runtime or hook."""
     smi = shutil.which("nvidia-smi")
     if smi is None:
@@ -71,19 +71,21 @@ def host_has_gpus(engine=None) -> bool:
         return False
     if shutil.which("nvidia-container-cli") or shutil.which("nvidia-container-runtime-hook"):
         return True
-    return "nvidia" in _engine_runtimes(engine)
+    return "nvidia" in _engine_runtimes()
 
 
-def _engine_runtimes(engine=None) -> set[str]:
+def _engine_runtimes() -> set[str]:
     import json
 
     from .engine import Engine
 
-    engine = engine or Engine()
+    engine = Engine()
     try:
         status, body = engine.request("GET", "/info")
     except BuildError:
         return set()
+    finally:
+        engine.close()
     return set((json.loads(body).get("Runtimes") or {}) if status == 200 else ())
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from envbuild import catalog, runner
 from envbuild.cache import Index
+from envbuild.errors import EnvbuildError
 from envbuild.resolver import read_lock
 from envbuild.spec import Environment
 from tests.conftest import write
@@ -103,6 +104,9 @@ def test_api_run_writes_into_the_mounted_directory_and_returns_exit_code_and_out
     env = Environment.from_file(project / "environment.yml")
     result = env.run(["python", "script.py", "3"], workdir=project, environment={"EXTRA": "extra"})
     assert result.returncode == 3 and not result.ok
+    with pytest.raises(EnvbuildError, match="exited with 3") as failed:
+        result.check()
+    assert "to stderr" in failed.value.fix
     assert (result.stdout, result.stderr) == ("to stdout\n", "to stderr\n")
     assert (project / "result.txt").read_text() == f"six bonjour extra {project}"
     assert result.image.spec_key == env.key

@@ -99,7 +99,7 @@ def _pairs(items: list[str], what: str) -> dict[str, str]:
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name:
-            raise CatalogError(f"{what} {item!r} is not NAME=VALUE", fix=f"write it as NAME=VALUE")
+            raise CatalogError(f"{what} {item!r} is not NAME=VALUE", fix="write it as NAME=VALUE")
         out[name] = value
     return out
 
@@ -153,7 +153,7 @@ def cmd_list(args) -> int:
     print(f"{'NAME':<24} {'VERSION':>7}  {'KEY':<36}  {'CREATED':<20}  {'BY':<12} DESCRIPTION")
     for e in entries:
         archived = " (archived)" if e.archived else ""
-        print(f"{e.name:<24} {e.version:>7}  {e.key:<36}  {e.to_dict()['created_at']:<20}  {e.created_by:<12} "
+        print(f"{e.name:<24} {e.version:>7}  {e.key:<36}  {e.created:<20}  {e.created_by:<12} "
               f"{e.description or ''}{archived}")
     return 0
 
@@ -236,7 +236,7 @@ def cmd_history(args) -> int:
     for e in entries:
         state = " (archived)" if e.archived else ""
         built = ", ".join(b.image for b in e.builds) or "-"
-        print(f"{e.version:>7}  {e.to_dict()['created_at']:<20}  {e.created_by:<12}  {e.key:<36}  {built}{state}")
+        print(f"{e.version:>7}  {e.created:<20}  {e.created_by:<12}  {e.key:<36}  {built}{state}")
     for event in events:
         if event["action"] not in ("register", "build"):
             print(f"  {event['at']}  {event['by']}: {event['action']} {args.name}:{event['version']} "
