@@ -328,6 +328,27 @@ def test_respelling_never_changes_the_key(model, seed_a, seed_b):
     assert key_of_text(render(model, seed_a)) == key_of_text(render(model, seed_b))
 
 
+def render_requirements(model: dict, seed: int) -> str:
+    """The pip part of `model` as a requirements.txt: comments, blank lines, continuations, `-i`/`=` options."""
+    rng = random.Random(seed)
+    lines = [_pip_line(rng, n, s) for n, s in model["pip"].items()]
+    lines = [line.replace(",", ", \\\n    ", 1) if rng.random() < 0.3 else line for line in lines]
+    lines += ["# a comment", ""]
+    rng.shuffle(lines)
+    if model["index"]:
+        lines.insert(0, rng.choice(["--extra-index-url ", "--extra-index-url="]) + model["index"])
+    return "\n".join(lines) + "\n"
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(environments(), st.integers(0, 2**32), st.integers(0, 2**32))
+def test_a_requirements_file_and_a_pip_only_environment_yml_share_a_key(model, seed_a, seed_b):
+    model = {**model, "conda": {}, "channels": [], "variables": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        from_requirements = Environment.from_file(write(Path(tmp) / "requirements.txt", render_requirements(model, seed_a)))
+    assert from_requirements.key == key_of_text(render(model, seed_b))
+
+
 def _mutations(model: dict) -> list:
     """Every semantic change we can make to `model` (each must change the key)."""
     out = []
