@@ -427,13 +427,14 @@ class Catalog:
         `lock` is a resolver.Lock or the text of a conda-lock.yml. Recording the same image again is a no-op.
         """
         entry = self.entry(name, version)
-        for build in entry.builds:
-            if build.image_id == image.id and build.build_key == image.key:
-                return build
         build = Build(image=image.image, image_id=image.id, build_key=image.key, spec_key=image.spec_key,
                       lock_key=image.lock_key, lock=getattr(lock, "text", lock), built_by=current_user(),
                       built_at=time.time())
-        with self._write() as db:
+        with self._write() as db:  # checked inside the write lock: two runs of one new image record it once
+            if db.execute("SELECT 1 FROM builds WHERE name = ? AND version = ? AND image_id = ? AND build_key = ?",
+                          (entry.name, entry.version, image.id, image.key)).fetchone():
+                return next(b for b in self.entry(entry.name, entry.version).builds
+                            if b.image_id == image.id and b.build_key == image.key)
             db.execute("INSERT INTO builds (name, version, image, image_id, build_key, spec_key, lock_key, lock, "
                        "built_by, built_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        (entry.name, entry.version, build.image, build.image_id, build.build_key, build.spec_key,
