@@ -71,7 +71,8 @@ def _loadable_package_specs() -> list[str]:
         if relative in EXPECTED_FAILURES or "conda-lock" in relative or relative.endswith("Dockerfile"):
             continue
         env = Environment.from_file(CORPUS / relative)
-        if env.docker.build_context or env.docker.base_dockerfile or env.lock_file or env.python.conda_dependencies.is_empty:
+        docker_only = env.docker.build_context or env.docker.base_dockerfile
+        if docker_only or env.lock_file or env.python.conda_dependencies.is_empty:
             continue
         out.append(relative)
     return out

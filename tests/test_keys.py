@@ -87,7 +87,8 @@ EQUIVALENT = [
     ("environment.yml", CONDA.format("python=3.11"), CONDA.format("python 3.11.*")),
     ("environment.yml", CONDA.format("numpy==1.21"), CONDA.format("numpy==1.21.0")),
     ("environment.yml", CONDA.format("numpy"), CONDA.format("NumPy *")),
-    ("environment.yml", CONDA.format("conda-forge::numpy"), CONDA.format("https://conda.anaconda.org/conda-forge::numpy")),
+    ("environment.yml", CONDA.format("conda-forge::numpy"),
+     CONDA.format("https://conda.anaconda.org/conda-forge::numpy")),
     ("environment.yml", CONDA.format("numpy[build=py39*]"), CONDA.format("numpy * py39*")),
     ("environment.yml", "channels: [conda-forge]\ndependencies: [six]\n",
      "channels: ['https://conda.anaconda.org/conda-forge/', nodefaults]\ndependencies: [six, six]\n"),
@@ -194,8 +195,8 @@ def test_pip_spellings_merged_by_the_key_match_the_same_versions(specifier):
     written, merged = SpecifierSet(specifier), Requirement(canonical).specifier
     for version in PIP_VERSIONS:
         for prereleases in (None, True):
-            assert written.contains(version, prereleases=prereleases) == merged.contains(version, prereleases=prereleases), (
-                specifier, canonical, version)
+            expected = written.contains(version, prereleases=prereleases)
+            assert merged.contains(version, prereleases=prereleases) == expected, (specifier, canonical, version)
 
 
 CONDA_VERSIONS = ["1", "1.0", "1.0.0", "1.0.1", "1.20", "1.20.0", "1.20.1", "1.21", "1.21.0", "1.21.5", "1.21.5.1",
@@ -238,7 +239,8 @@ def environments(draw) -> dict:
     pip = {}
     for name in draw(st.lists(st.sampled_from(PIP_NAMES), unique=True, max_size=5)):
         pip[name] = {"bounds": sorted(draw(st.lists(st.sampled_from(BOUNDS), unique_by=lambda b: b[0], max_size=3))),
-                     "extras": sorted(draw(st.lists(st.sampled_from(["socks", "security", "cpu"]), unique=True, max_size=2))),
+                     "extras": sorted(draw(st.lists(st.sampled_from(["socks", "security", "cpu"]), unique=True,
+                                                    max_size=2))),
                      "marker": draw(st.sampled_from([None, *MARKERS]))}
     conda = {}
     for name in draw(st.lists(st.sampled_from(CONDA_NAMES), unique=True, max_size=5)):
@@ -271,7 +273,8 @@ def _pip_line(rng: random.Random, name: str, spec: dict) -> str:
     if spec["marker"]:
         var, op, value = spec["marker"]
         quote = rng.choice("'\"")
-        out += rng.choice([";", " ; "]) + f"{var}{rng.choice(['', ' '])}{op}{rng.choice(['', ' '])}{quote}{value}{quote}"
+        before, after = rng.choice(["", " "]), rng.choice(["", " "])
+        out += rng.choice([";", " ; "]) + f"{var}{before}{op}{after}{quote}{value}{quote}"
     return out
 
 
@@ -345,7 +348,8 @@ def render_requirements(model: dict, seed: int) -> str:
 def test_a_requirements_file_and_a_pip_only_environment_yml_share_a_key(model, seed_a, seed_b):
     model = {**model, "conda": {}, "channels": [], "variables": {}}
     with tempfile.TemporaryDirectory() as tmp:
-        from_requirements = Environment.from_file(write(Path(tmp) / "requirements.txt", render_requirements(model, seed_a)))
+        requirements = write(Path(tmp) / "requirements.txt", render_requirements(model, seed_a))
+        from_requirements = Environment.from_file(requirements)
     assert from_requirements.key == key_of_text(render(model, seed_b))
 
 
@@ -445,7 +449,8 @@ def test_explain_two_specs(tmp_path, capsys):
     assert "1 difference(s)" in out and "pip numpy: 'numpy>=1.20' → 'numpy>=1.21'" in out
     found = json.loads(run_cli(capsys, "explain", str(a), str(b), "--json"))
     assert [(d["field"], d["item"], d["change"]) for d in found] == [("pip", "numpy", "changed")]
-    assert "same canonical form" in run_cli(capsys, "explain", str(a), str(write(tmp_path / "c.txt", "SIX\nnumpy >= 1.20.0\n")))
+    respelled = write(tmp_path / "c.txt", "SIX\nnumpy >= 1.20.0\n")
+    assert "same canonical form" in run_cli(capsys, "explain", str(a), str(respelled))
 
 
 def test_explain_against_the_cache_names_the_nearest_built_spec(tmp_path, capsys):

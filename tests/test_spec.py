@@ -136,8 +136,10 @@ PIP_FORMS = [
      'triton>=2; platform_machine == "x86_64" and sys_platform == "linux"'),
     ("torch==2.1.0+cpu", "torch==2.1+cpu"),
     ("pkg @ https://example.org/pkg-1.0.tar.gz", "pkg @ https://example.org/pkg-1.0.tar.gz"),
-    ("https://example.org/wheels/Foo_Bar-1.0-py3-none-any.whl", "foo-bar @ https://example.org/wheels/Foo_Bar-1.0-py3-none-any.whl"),
-    ("git+https://github.com/a/b.git@v1#egg=B&subdirectory=src", "b @ git+https://github.com/a/b.git@v1#subdirectory=src"),
+    ("https://example.org/wheels/Foo_Bar-1.0-py3-none-any.whl",
+     "foo-bar @ https://example.org/wheels/Foo_Bar-1.0-py3-none-any.whl"),
+    ("git+https://github.com/a/b.git@v1#egg=B&subdirectory=src",
+     "b @ git+https://github.com/a/b.git@v1#subdirectory=src"),
     ("-e git+https://github.com/a/b.git@v1#egg=b", "b @ git+https://github.com/a/b.git@v1"),  # not editable in an image
     # Only a build tells this one's name: pip and uv accept it, and its URL is what decides the image.
     ("git+https://github.com/facebookresearch/fastText.git", "git+https://github.com/facebookresearch/fastText.git"),
@@ -171,7 +173,8 @@ attrs==23.2.0 \\
     # Quotes and trailing slashes are spelling.
     assert env.canonical()["pip_options"] == ["--constraint idna<4", "--index-url https://pypi.org/simple",
                                               "--extra-index-url https://download.pytorch.org/whl/cpu", "--pre"]
-    assert env.source_files == [str(tmp_path / p) for p in ("requirements.txt", "sub/common.txt", "sub/constraints.txt")]
+    read = ("requirements.txt", "sub/common.txt", "sub/constraints.txt")
+    assert env.source_files == [str(tmp_path / p) for p in read]
 
 
 # -- errors: what, where, how to fix --------------------------------------------------------------------------------
@@ -190,7 +193,8 @@ ERRORS = [
     ("requirements.txt", "-r requirements.txt\n", "requirements.txt", "include cycle"),
     ("requirements.txt", "./local/pkg\n", "requirements.txt:1", "local path"),
     ("requirements.txt", "--frobnicate\n", "requirements.txt:1", "unknown pip option"),
-    ("linux-64.lock", "# platform: linux-64\n@EXPLICIT\nhttps://x/six.tar.bz2\n", "linux-64.lock:2", "explicit lock file"),
+    ("linux-64.lock", "# platform: linux-64\n@EXPLICIT\nhttps://x/six.tar.bz2\n", "linux-64.lock:2",
+     "explicit lock file"),
     ("requirements.txt", "git+https://github.com/a/b.git ; python_version >> '3'\n", "requirements.txt:1",
      "invalid environment marker"),
     ("requirements.txt", "-e git://github.com/a/b.git#egg=b\n", "requirements.txt:1", "only a VCS URL"),
@@ -226,7 +230,8 @@ def test_the_cli_prints_errors_without_a_traceback(tmp_path):
 
 
 def test_azureml_image_with_conda_file_relative_to_the_yaml(tmp_path):
-    write(tmp_path / "env" / "conda.yml", "channels: [conda-forge]\ndependencies:\n  - python=3.10\n  - pip:\n    - six\n")
+    write(tmp_path / "env" / "conda.yml",
+          "channels: [conda-forge]\ndependencies:\n  - python=3.10\n  - pip:\n    - six\n")
     spec = write(tmp_path / "env" / "environment.yml", """\
 $schema: https://azuremlschemas.azureedge.net/latest/environment.schema.json
 name: docs-example
@@ -239,7 +244,8 @@ conda_file: file:conda.yml
 os_type: linux
 """)
     env = Environment.from_file(spec)
-    assert (env.name, env.version, env.description, env.tags) == ("docs-example", "1.10", "An example", {"cuda": "11.8"})
+    assert (env.name, env.version, env.description) == ("docs-example", "1.10", "An example")
+    assert env.tags == {"cuda": "11.8"}  # as written, not the float 11.8
     assert env.docker.base_image == "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04:latest"
     assert env.python.conda_dependencies.pip_packages == ["six"]
     assert not env.python.user_managed_dependencies
@@ -344,7 +350,8 @@ def test_existing_conda_prefix(tmp_path):
 
 def test_existing_conda_environment_by_name(tmp_path, monkeypatch):
     write(tmp_path / "envs" / "mycondaenv" / "conda-meta" / "six-1.16.0-py_0.json",
-          json.dumps({"name": "six", "version": "1.16.0", "build": "py_0", "channel": "conda-forge", "subdir": "noarch"}))
+          json.dumps({"name": "six", "version": "1.16.0", "build": "py_0", "channel": "conda-forge",
+                      "subdir": "noarch"}))
     monkeypatch.setenv("CONDA_ENVS_PATH", str(tmp_path / "envs"))
     env = Environment.from_existing_conda_environment(name="myenv", conda_environment_name="mycondaenv")
     assert env.name == "myenv" and env.python.conda_dependencies.conda_packages == ["conda-forge::six ==1.16.0 py_0"]
@@ -357,7 +364,8 @@ def test_docker_image_is_user_managed_unless_packages_are_given(tmp_path):
     env = Environment.from_docker_image("img", "python:3.11")
     assert env.python.user_managed_dependencies and env.docker.base_image == "python:3.11"
     assert env.canonical()["docker"]["base_image"] == "docker.io/library/python:3.11"
-    with_packages = Environment.from_docker_image("img", "python:3.11", pip_requirements=write(tmp_path / "r.txt", "six\n"))
+    requirements = write(tmp_path / "r.txt", "six\n")
+    with_packages = Environment.from_docker_image("img", "python:3.11", pip_requirements=requirements)
     assert not with_packages.python.user_managed_dependencies
     assert with_packages.python.conda_dependencies.pip_packages == ["six"]
 
