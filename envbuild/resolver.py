@@ -7,21 +7,15 @@ file per package (URL + sha256) for the target platform. The result is written w
 writer, so `conda-lock render` / `conda-lock install` read it. The lock key hashes only what gets installed
 (url + sha256 of every package): two specs that resolve to the same packages share one image.
 
-Nothing here imports rattler, conda-lock or packaging at module level: `lock_request_key` runs on the lock-cache
-hit path, which must stay a few milliseconds.
+Nothing here imports rattler, conda-lock, packaging or even asyncio at module level: `lock_request_key` runs on
+the lock-cache hit path, which must stay a few milliseconds.
 """
 
 from __future__ import annotations
 
-import asyncio
-import atexit
 import datetime as dt
 import os
 import re
-import subprocess
-import tempfile
-import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
@@ -89,6 +83,8 @@ class LockedPackage:
 
 def _write_atomically(path: str | os.PathLike, text: str) -> Path:
     """A reader never sees a half-written lock file, and a failure leaves the old one (or none)."""
+    import tempfile
+
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
@@ -349,6 +345,9 @@ _gateway_channels: dict[str, list] = {}
 
 def _shared_gateway(channels: list[str], platforms: list[str]):
     """The process's rattler Gateway, with any local channel that changed on disk since it was read dropped."""
+    import atexit
+    import time
+
     import rattler
 
     global _gateway
@@ -368,6 +367,8 @@ def _shared_gateway(channels: list[str], platforms: list[str]):
 
 def _solve_conda(specs: list[str], channels: list[str], platform: str, env: "Environment", glibc: str | None,
                  cutoff: dt.datetime | None) -> list[LockedPackage]:
+    import asyncio
+
     import rattler
 
     if not channels:
@@ -423,6 +424,10 @@ def _uv_binary() -> str:
 
 def _solve_pip(requirements: list[str], options: list[str], python_version: str, platform: str, glibc: str,
                cutoff: dt.datetime | None) -> list[LockedPackage]:
+    import subprocess
+    import tempfile
+    import tomllib
+
     target = TARGETS[platform]
     py = ".".join(python_version.split(".")[:2])
     with tempfile.TemporaryDirectory(prefix="envbuild-pip-") as tmp:

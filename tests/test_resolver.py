@@ -98,6 +98,19 @@ def test_multi_platform_lock_is_one_conda_lock_file_that_conda_lock_reads(tmp_pa
     assert locks.text[locks.text.index("version: 1"):] == rewritten[rewritten.index("version: 1"):]
 
 
+def test_lock_command_writes_one_file_for_all_platforms_and_reuses_it(tmp_path, home, conda_channel):
+    spec = write(tmp_path / "environment.yml", f"channels: [{conda_channel.as_uri()}]\ndependencies: [hello-tool]\n")
+    out = tmp_path / "out" / "conda-lock.yml"
+    first = cli("lock", str(spec), "-p", "linux-64", "-p", "osx-arm64", "-o", str(out), "--debug")
+    assert first.returncode == 0, first.stderr
+    assert "solving for linux-64, osx-arm64" in first.stderr
+    text = out.read_text()
+    assert "platform: osx-arm64" in text and "platform: linux-64" in text
+    again = cli("lock", str(spec), "-p", "linux-64", "-p", "osx-arm64", "--debug")
+    assert again.returncode == 0 and "lock cache hit" in again.stderr
+    assert again.stdout == text
+
+
 def test_conda_lock_render_explicit_accepts_the_lock(tmp_path, conda_channel):
     lock = resolve(conda_env(tmp_path, [conda_channel.as_uri()], "hello-tool=1.0", "greetpy"))
     lock.write(tmp_path / "conda-lock.yml")
