@@ -124,9 +124,9 @@ def test_cli_run_passes_exit_code_stdout_and_stderr_through(shared_home, project
     assert (project / "result.txt").read_text() == f"six bonjour - {project}"
 
     (project / "result.txt").unlink()
-    failed = cli("run", "environment.yml", "-e", "EXTRA=cli", "--", "python", "script.py", "42", cwd=project)
+    failed = cli("run", "environment.yml", "-q", "-e", "EXTRA=cli", "--", "python", "script.py", "42", cwd=project)
     assert failed.returncode == 42
-    assert failed.stdout == "to stdout\n"
+    assert (failed.stdout, failed.stderr) == ("to stdout\n", "to stderr\n")
     assert (project / "result.txt").read_text() == f"six bonjour cli {project}"
 
     missing = cli("run", "environment.yml", "--", "no-such-command", cwd=project)

@@ -78,7 +78,9 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
                         help="auto: --gpus all for GPU environments on a host with GPUs")
     parser.add_argument("--mount-at", help="where the working directory appears (default: the same path)")
     parser.add_argument("-e", "--env", action="append", default=[], metavar="K=V", help="extra variable for this run")
-    parser.add_argument("-v", "--verbose", action="store_true", help="show progress and stream the build log (stderr)")
+    quiet = parser.add_mutually_exclusive_group()
+    quiet.add_argument("-v", "--verbose", action="store_true", help="also stream the build log (stderr)")
+    quiet.add_argument("-q", "--quiet", action="store_true", help="no envbuild progress on stderr, only the command's")
     add_common(parser)
 
 
@@ -300,10 +302,12 @@ def cmd_run(args) -> int:
             raise SpecError("no command to run", fix=f"write it after `--`: envbuild run {args.ref} -- python -V")
 
     def progress(stage: str, message: str) -> None:
-        err(f"envbuild: {stage}: {message}")
+        # A build can take minutes: say so. A cache hit is the normal case and stays silent.
+        if not args.quiet and (stage != "cache" or args.verbose):
+            err(f"envbuild: {stage}: {message}")
 
     result = run_ref(args.ref, command, cache_dir=args.cache_dir, shm_size=args.shm_size or DEFAULT_SHM_SIZE,
                      gpus=args.gpus, mount_at=args.mount_at, environment=_pairs(args.env, "-e"), capture=False,
-                     interactive=True, on_progress=progress if args.verbose or args.debug else None,
+                     interactive=True, on_progress=progress,
                      on_log=(lambda line: err(f"  | {line}")) if args.verbose else None)
     return result.returncode
