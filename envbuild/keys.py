@@ -74,12 +74,17 @@ def canonical_form(env: Environment) -> dict:
         "docker": {
             "base_image": normalize_image_reference(docker.base_image) if docker.base_image else None,
             "base_dockerfile": digest(_dockerfile_text(docker.base_dockerfile)) if docker.base_dockerfile else None,
-            "build_context": (directory_digest(docker.build_context) + ":" + posixpath.normpath(docker.dockerfile_path)
-                              if docker.build_context else None),
+            "build_context": _build_context_key(docker.build_context, docker.dockerfile_path)
+            if docker.build_context else None,
             "gpu": bool(docker.gpu or docker.cuda),
             "cuda": normalize_cuda(docker.cuda) if docker.cuda else None,
         },
     }
+
+
+def _build_context_key(directory: str, dockerfile_path: str) -> str:
+    dockerfile = posixpath.normpath(dockerfile_path)
+    return f"{directory_digest(directory, dockerfile)}:{dockerfile}"
 
 
 def _dedupe(items: list[str]) -> list[str]:
@@ -382,15 +387,16 @@ def _canonical_specifier(specifier) -> str:
 # files
 
 
-def directory_digest(path: str | Path) -> str:
+def directory_digest(path: str | Path, dockerfile_path: str = "Dockerfile") -> str:
     """Content digest of a build context: every file's relative path, executable bit and bytes, and every
-    directory (COPY creates empty ones too), in sorted order."""
+    directory (COPY creates empty ones too), in sorted order; what .dockerignore keeps out of the build (a .git
+    directory, caches) does not count."""
     root = Path(path)
     if not root.is_dir():
         raise SpecError(f"build context {root} is not a directory", fix="point docker.build_context at a directory")
     h = hashlib.sha256()
-    for entry in sorted(root.rglob("*")):
-        relative = entry.relative_to(root).as_posix()
+    for relative in sorted(_context_entries(root, dockerfile_path)):
+        entry = root / relative
         if entry.is_dir():
             h.update(f"{relative}/\0".encode())
         elif entry.is_file():
@@ -398,6 +404,18 @@ def directory_digest(path: str | Path) -> str:
             h.update(relative.encode() + b"\0" + executable)
             h.update(hashlib.sha256(entry.read_bytes()).digest())
     return h.hexdigest()
+
+
+def _context_entries(root: Path, dockerfile_path: str) -> list[str]:
+    """Relative paths of what a build sees of `root`: all of it, or what its .dockerignore lets through."""
+    ignore = root / ".dockerignore"
+    if not ignore.is_file():
+        return [p.relative_to(root).as_posix() for p in root.rglob("*")]
+    from docker.utils.build import exclude_paths  # the docker SDK's implementation of .dockerignore rules
+
+    patterns = [line.strip() for line in ignore.read_text(encoding="utf-8").splitlines()
+                if line.strip() and not line.strip().startswith("#")]
+    return [Path(p).as_posix() for p in exclude_paths(str(root), patterns, dockerfile=dockerfile_path)]
 
 
 def lock_file_digest(path: str | Path, platform: str) -> str:

@@ -492,3 +492,17 @@ def test_build_context_key_follows_its_content(tmp_path):
     script.chmod(0o644)
     (tmp_path / "ctx" / "empty").rmdir()
     assert env.key == original
+
+
+def test_what_dockerignore_keeps_out_of_the_build_does_not_count(tmp_path):
+    write(tmp_path / "ctx" / "Dockerfile", "FROM python:3.11\nCOPY . /app\n")
+    write(tmp_path / "ctx" / ".dockerignore", "# not sent to the builder\n.git\n**/__pycache__\n")
+    write(tmp_path / "ctx" / "pkg" / "app.py", "print(1)\n")
+    write(tmp_path / "ctx" / ".git" / "HEAD", "ref: refs/heads/main\n")
+    env = Environment.from_build_context("ctx", tmp_path / "ctx")
+    original = env.key
+    write(tmp_path / "ctx" / ".git" / "HEAD", "ref: refs/heads/other\n")
+    write(tmp_path / "ctx" / "pkg" / "__pycache__" / "app.cpython-311.pyc", "junk")
+    assert env.key == original
+    write(tmp_path / "ctx" / "pkg" / "app.py", "print(2)\n")
+    assert env.key != original
