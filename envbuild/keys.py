@@ -395,7 +395,7 @@ def directory_digest(path: str | Path, dockerfile_path: str = "Dockerfile") -> s
     if not root.is_dir():
         raise SpecError(f"build context {root} is not a directory", fix="point docker.build_context at a directory")
     h = hashlib.sha256()
-    for relative in sorted(_context_entries(root, dockerfile_path)):
+    for relative in sorted(context_entries(root, dockerfile_path)):
         entry = root / relative
         if entry.is_dir():
             h.update(f"{relative}/\0".encode())
@@ -406,7 +406,7 @@ def directory_digest(path: str | Path, dockerfile_path: str = "Dockerfile") -> s
     return h.hexdigest()
 
 
-def _context_entries(root: Path, dockerfile_path: str) -> list[str]:
+def context_entries(root: Path, dockerfile_path: str) -> list[str]:
     """Relative paths of what a build sees of `root`: all of it, or what its .dockerignore lets through."""
     ignore = root / ".dockerignore"
     if not ignore.is_file():

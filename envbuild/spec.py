@@ -930,8 +930,12 @@ def _check_dockerfile(path: Path, text: str) -> None:
 
 
 def _context_files(root: Path, but: Path) -> list[str]:
-    """Every file of a build context: the cache-hit memo must see a change in any of them."""
-    return [str(p) for p in sorted(root.rglob("*")) if p.is_file() and p != but]
+    """Every file a build sees of its context (.dockerignore applied): the cache-hit memo must see a change in
+    any of them."""
+    from .keys import context_entries
+
+    files = (root / relative for relative in sorted(context_entries(root, but.relative_to(root).as_posix())))
+    return [str(p) for p in files if p.is_file() and p != but]
 
 
 def _copies_local_files(text: str) -> bool:
