@@ -249,11 +249,16 @@ class Catalog:
         # Autocommit mode: every write opens its own BEGIN IMMEDIATE; `timeout` waits for another writer's lock.
         self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
         self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA busy_timeout = 60000")
-        self._db.execute("PRAGMA foreign_keys = ON")
-        if self._db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-            self._db.execute("PRAGMA journal_mode = WAL")  # readers never wait for a writer
-        self._db.executescript(_SCHEMA)
+        try:
+            self._db.execute("PRAGMA busy_timeout = 60000")
+            self._db.execute("PRAGMA foreign_keys = ON")
+            if self._db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                self._db.execute("PRAGMA journal_mode = WAL")  # readers never wait for a writer
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise CatalogError(f"{self.path} is not a usable catalog: {exc}",
+                               fix="move the file away (envbuild starts a new catalog) or fix its permissions") from None
 
     def close(self) -> None:
         self._db.close()

@@ -149,6 +149,14 @@ def test_history_records_who_when_key_and_every_action(home, monkeypatch):
         (1, "register", "alice"), (2, "register", "bob"), (1, "update", "bob"), (1, "archive", "bob")]
 
 
+def test_a_file_that_is_not_a_catalog_is_a_catalog_error(home):
+    write(home / catalog.CATALOG_FILE, "not a database\n" * 100)
+    with pytest.raises(CatalogError, match="is not a usable catalog"):
+        catalog.list()
+    broken = cli("env", "list", check=False)
+    assert broken.returncode == CatalogError.exit_code and "Traceback" not in broken.stderr
+
+
 def test_unknown_names_versions_and_bad_references_are_catalog_errors(home):
     catalog.register(pip_env("known", "six"))
     with pytest.raises(CatalogError, match="no version 7 of environment 'known'"):
