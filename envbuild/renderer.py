@@ -258,7 +258,7 @@ def render(env: "Environment", lock: "Lock", base: "BaseImage", *, template: str
             installer_from=check_image_ref(installer_from or base.from_ref, "installer image"),
             installer_requirements=_installer_requirements(*(("py-rattler", "uv") if conda else ("uv",))), prefix=PREFIX, pip_prefix=PIP_PREFIX,
             context_dir=CONTEXT_DIR, lock_path=LOCK_PATH, buildkit=buildkit, conda_packages=bool(conda),
-            pip_packages=bool(pip), installer_stage="conda-installer" if conda else "pip-installer", gpu=gpu,
+            pip_packages=bool(pip), gpu=gpu,
             environment_variables=variables, labels=labels,
         )
     except jinja2.TemplateError as exc:

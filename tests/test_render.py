@@ -116,7 +116,7 @@ def test_metadata_labels_stay_out_of_the_dockerfile_and_the_key():
 def test_layers_go_stable_first():
     text = render_variant("conda-pip").dockerfile
     final = text[text.rindex("\nFROM "):]
-    order = ["COPY --from=conda-installer /opt/env /opt/env", "COPY --from=conda-installer /opt/envbuild-pip",
+    order = ["COPY --from=env-installer /opt/env /opt/env", "COPY --from=pip-installer /opt/envbuild-pip",
              "COPY conda-lock.yml", "LABEL"]
     positions = [final.index(step) for step in order]
     assert positions == sorted(positions)
@@ -158,7 +158,7 @@ def test_a_user_template_overrides_blocks(tmp_path):
 """)
     text = render(make_env(), make_lock(SIX), BASE, template=template).dockerfile
     final = text[text.rindex("\nFROM "):]
-    assert final.index("apt-get install") < final.index("COPY --from=pip-installer /opt/env ")
+    assert final.index("apt-get install") < final.index("COPY --from=env-installer /opt/env ")
     assert final.index("WORKDIR /work") < final.index("COPY conda-lock.yml")
 
 

@@ -151,3 +151,54 @@ def test_classic_variant_builds_without_buildkit(engine, home, tmp_path):
         assert seen == HOSTILE
     finally:
         docker("rmi", tag, check=False)
+
+
+def _cached_steps(build_log: str) -> dict[str, bool]:
+    """Each step of a BuildKit plain-progress log (its instruction text) → whether it came from the layer cache."""
+    import re
+
+    names = {m.group(1): m.group(2) for m in re.finditer(r"^#(\d+) \[[^\]]+\] (.+)$", build_log, re.M)}
+    cached = set(re.findall(r"^#(\d+) CACHED$", build_log, re.M))
+    return {text: number in cached for number, text in names.items()}
+
+
+def test_a_change_rebuilds_only_the_layers_after_it(engine, home, tmp_path):
+    from envbuild.builder import build_image
+    from envbuild.config import host_ca_bundle
+
+    def build(name: str, six: str, **variables: str) -> dict[str, bool]:
+        env = Environment(name="layers")
+        env.python.conda_dependencies.add_pip_package("idna==3.10")
+        env.python.conda_dependencies.add_pip_package(f"six=={six}")
+        env.environment_variables = variables
+        context = envbuild.render(env).write_context(tmp_path / name)
+        # A comment unique to this run: the pip step cannot come from an earlier run's layers.
+        with (context / "pip" / "requirements.txt").open("a") as requirements:
+            requirements.write(f"# {run}\n")
+        tag = f"envbuild-test/layers:{uuid.uuid4().hex[:12]}"
+        try:
+            _, log = build_image(context, tag, secrets={"ca": host_ca_bundle()})
+        finally:
+            docker("rmi", tag, check=False)
+        return _cached_steps(log)
+
+    def step(steps: dict[str, bool], starts: str) -> bool:
+        return next(cached for text, cached in steps.items() if text.startswith(starts))
+
+    run = uuid.uuid4().hex
+    first = build("first", "1.16.0", STAGE="one")
+    assert not step(first, "RUN --mount=type=bind,source=pip")
+    other_variable = build("variable", "1.16.0", STAGE="two")
+    assert step(other_variable, "COPY --from=env-installer") and step(other_variable, "COPY --from=pip-installer")
+    other_package = build("package", "1.17.0", STAGE="one")
+    assert step(other_package, "COPY --from=env-installer")
+    assert not step(other_package, "RUN --mount=type=bind,source=pip")
+
+
+def test_the_image_carries_no_installer_cache_or_context(engine, home):
+    env = Environment(name="six")
+    env.python.conda_dependencies.add_pip_package("six==1.16.0")
+    leftovers = docker("run", "--rm", envbuild.build(env).image, "sh", "-c",
+                       "ls -d /root/.cache/pip /root/.cache/uv /opt/envbuild-installer /opt/envbuild-pip "
+                       "/tmp/envbuild 2>/dev/null; true").stdout
+    assert leftovers == ""

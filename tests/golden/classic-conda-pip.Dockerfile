@@ -2,14 +2,18 @@
 # spec v1:spec
 # lock v1:5ba13329c1a5e2a95a115b3d78852a1b
 
-# Installer stage: the conda environment is linked from the lock's exact packages (no solve); pip packages go to
-# a separate prefix. Only those two directories reach the image, each in its own layer.
-FROM envbuild/python:3.11-bookworm AS conda-installer
+# Installer stage: the conda environment is linked from the lock's exact packages (no solve). Only the
+# environment reaches the image; the installer's tools and downloads stay here.
+FROM envbuild/python:3.11-bookworm AS env-installer
 RUN python3 -m venv /opt/envbuild-installer \
  && /opt/envbuild-installer/bin/pip install --disable-pip-version-check --no-cache-dir py-rattler==1.0 uv==1.0
 COPY conda /tmp/envbuild/conda
 RUN /opt/envbuild-installer/bin/python /tmp/envbuild/conda/install_conda.py \
         /tmp/envbuild/conda/packages.json /tmp/envbuild/conda /opt/env
+
+# Pip stage: the lock's pip packages, hash-checked, into a prefix of their own. A stage apart, so that the
+# environment copied from env-installer (and its layer) stays the same when only pip packages change.
+FROM env-installer AS pip-installer
 COPY pip /tmp/envbuild/pip
 RUN UV_LINK_MODE=copy /opt/envbuild-installer/bin/uv pip install \
         --python /opt/env/bin/python --prefix /opt/envbuild-pip --no-deps --require-hashes --no-cache \
@@ -17,10 +21,10 @@ RUN UV_LINK_MODE=copy /opt/envbuild-installer/bin/uv pip install \
 
 FROM envbuild/python:3.11-bookworm
 
-COPY --from=conda-installer /opt/env /opt/env
+COPY --from=env-installer /opt/env /opt/env
 ENV PATH=/opt/env/bin:$PATH CONDA_PREFIX=/opt/env
 
-COPY --from=conda-installer /opt/envbuild-pip /opt/env
+COPY --from=pip-installer /opt/envbuild-pip /opt/env
 
 COPY conda-lock.yml /opt/envbuild/conda-lock.yml
 LABEL org.envbuild.lock-key="v1:5ba13329c1a5e2a95a115b3d78852a1b" \

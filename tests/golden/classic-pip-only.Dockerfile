@@ -2,12 +2,15 @@
 # spec v1:spec
 # lock v1:e9ea16be06e23f0b760e89592f7c14e0
 
-# Installer stage: a venv on the base image's Python, then the lock's pip packages with hash checking into a
-# separate prefix, so that the venv layer survives a change of packages. No cache or installer reaches the image.
-FROM envbuild/python:3.11-bookworm AS pip-installer
+# Installer stage: a venv on the base image's Python, and the installer's own tools beside it.
+FROM envbuild/python:3.11-bookworm AS env-installer
 RUN python3 -m venv /opt/envbuild-installer \
  && /opt/envbuild-installer/bin/pip install --disable-pip-version-check --no-cache-dir uv==1.0 \
  && python3 -m venv /opt/env
+
+# Pip stage: the lock's pip packages, hash-checked, into a prefix of their own. A stage apart, so that the
+# environment copied from env-installer (and its layer) stays the same when only pip packages change.
+FROM env-installer AS pip-installer
 COPY pip /tmp/envbuild/pip
 RUN UV_LINK_MODE=copy /opt/envbuild-installer/bin/uv pip install \
         --python /opt/env/bin/python --prefix /opt/envbuild-pip --no-deps --require-hashes --no-cache \
@@ -15,7 +18,7 @@ RUN UV_LINK_MODE=copy /opt/envbuild-installer/bin/uv pip install \
 
 FROM envbuild/python:3.11-bookworm
 
-COPY --from=pip-installer /opt/env /opt/env
+COPY --from=env-installer /opt/env /opt/env
 ENV PATH=/opt/env/bin:$PATH
 
 COPY --from=pip-installer /opt/envbuild-pip /opt/env

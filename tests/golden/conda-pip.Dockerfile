@@ -2,9 +2,9 @@
 # spec v1:spec
 # lock v1:5ba13329c1a5e2a95a115b3d78852a1b
 
-# Installer stage: the conda environment is linked from the lock's exact packages (no solve); pip packages go to
-# a separate prefix. Only those two directories reach the image, each in its own layer.
-FROM envbuild/python:3.11-bookworm AS conda-installer
+# Installer stage: the conda environment is linked from the lock's exact packages (no solve). Only the
+# environment reaches the image; the installer's tools and downloads stay here.
+FROM envbuild/python:3.11-bookworm AS env-installer
 RUN --mount=type=secret,id=ca --mount=type=cache,target=/root/.cache/pip,id=envbuild-pip,sharing=locked \
     if [ -f /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca SSL_CERT_FILE=/run/secrets/ca; fi \
  && python3 -m venv /opt/envbuild-installer \
@@ -12,6 +12,10 @@ RUN --mount=type=secret,id=ca --mount=type=cache,target=/root/.cache/pip,id=envb
 RUN --mount=type=bind,source=conda,target=/tmp/envbuild/conda --mount=type=secret,id=ca --mount=type=cache,target=/root/.cache/envbuild-conda-pkgs,id=envbuild-conda,sharing=locked \
     /opt/envbuild-installer/bin/python /tmp/envbuild/conda/install_conda.py \
         /tmp/envbuild/conda/packages.json /tmp/envbuild/conda /opt/env
+
+# Pip stage: the lock's pip packages, hash-checked, into a prefix of their own. A stage apart, so that the
+# environment copied from env-installer (and its layer) stays the same when only pip packages change.
+FROM env-installer AS pip-installer
 RUN --mount=type=bind,source=pip,target=/tmp/envbuild/pip --mount=type=secret,id=ca --mount=type=cache,target=/root/.cache/uv,id=envbuild-uv,sharing=locked \
     if [ -f /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca SSL_CERT_FILE=/run/secrets/ca; fi \
  && UV_LINK_MODE=copy /opt/envbuild-installer/bin/uv pip install \
@@ -20,10 +24,10 @@ RUN --mount=type=bind,source=pip,target=/tmp/envbuild/pip --mount=type=secret,id
 
 FROM envbuild/python:3.11-bookworm
 
-COPY --from=conda-installer /opt/env /opt/env
+COPY --from=env-installer /opt/env /opt/env
 ENV PATH=/opt/env/bin:$PATH CONDA_PREFIX=/opt/env
 
-COPY --from=conda-installer /opt/envbuild-pip /opt/env
+COPY --from=pip-installer /opt/envbuild-pip /opt/env
 
 COPY conda-lock.yml /opt/envbuild/conda-lock.yml
 LABEL org.envbuild.lock-key="v1:5ba13329c1a5e2a95a115b3d78852a1b" \

@@ -2,9 +2,9 @@
 # spec v1:spec
 # lock v1:0127cfc8ee4354093a600af87a2c13d6
 
-# Installer stage: the conda environment is linked from the lock's exact packages (no solve); pip packages go to
-# a separate prefix. Only those two directories reach the image, each in its own layer.
-FROM envbuild/python:3.11-bookworm AS conda-installer
+# Installer stage: the conda environment is linked from the lock's exact packages (no solve). Only the
+# environment reaches the image; the installer's tools and downloads stay here.
+FROM envbuild/python:3.11-bookworm AS env-installer
 RUN --mount=type=secret,id=ca --mount=type=cache,target=/root/.cache/pip,id=envbuild-pip,sharing=locked \
     if [ -f /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca SSL_CERT_FILE=/run/secrets/ca; fi \
  && python3 -m venv /opt/envbuild-installer \
@@ -15,7 +15,7 @@ RUN --mount=type=bind,source=conda,target=/tmp/envbuild/conda --mount=type=secre
 
 FROM envbuild/python:3.11-bookworm
 
-COPY --from=conda-installer /opt/env /opt/env
+COPY --from=env-installer /opt/env /opt/env
 ENV PATH=/opt/env/bin:$PATH CONDA_PREFIX=/opt/env
 
 COPY conda-lock.yml /opt/envbuild/conda-lock.yml

@@ -2,14 +2,17 @@
 # spec v1:spec
 # lock v1:e9ea16be06e23f0b760e89592f7c14e0
 
-# Installer stage: a venv on the base image's Python, then the lock's pip packages with hash checking into a
-# separate prefix, so that the venv layer survives a change of packages. No cache or installer reaches the image.
-FROM envbuild/user-base:v1-0123456789abcdef0123456789abcdef AS pip-installer
+# Installer stage: a venv on the base image's Python, and the installer's own tools beside it.
+FROM envbuild/user-base:v1-0123456789abcdef0123456789abcdef AS env-installer
 RUN --mount=type=secret,id=ca --mount=type=cache,target=/root/.cache/pip,id=envbuild-pip,sharing=locked \
     if [ -f /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca SSL_CERT_FILE=/run/secrets/ca; fi \
  && python3 -m venv /opt/envbuild-installer \
  && /opt/envbuild-installer/bin/pip install --disable-pip-version-check uv==1.0 \
  && python3 -m venv /opt/env
+
+# Pip stage: the lock's pip packages, hash-checked, into a prefix of their own. A stage apart, so that the
+# environment copied from env-installer (and its layer) stays the same when only pip packages change.
+FROM env-installer AS pip-installer
 RUN --mount=type=bind,source=pip,target=/tmp/envbuild/pip --mount=type=secret,id=ca --mount=type=cache,target=/root/.cache/uv,id=envbuild-uv,sharing=locked \
     if [ -f /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca SSL_CERT_FILE=/run/secrets/ca; fi \
  && UV_LINK_MODE=copy /opt/envbuild-installer/bin/uv pip install \
@@ -18,7 +21,7 @@ RUN --mount=type=bind,source=pip,target=/tmp/envbuild/pip --mount=type=secret,id
 
 FROM envbuild/user-base:v1-0123456789abcdef0123456789abcdef
 
-COPY --from=pip-installer /opt/env /opt/env
+COPY --from=env-installer /opt/env /opt/env
 ENV PATH=/opt/env/bin:$PATH
 
 COPY --from=pip-installer /opt/envbuild-pip /opt/env
