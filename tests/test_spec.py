@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from envbuild.errors import EnvbuildError, SpecError
 from envbuild.spec import CondaDependencies, Environment
@@ -534,3 +538,25 @@ def test_saved_directory_is_an_azure_ml_environment(tmp_path):
     assert spec["image"] == "python:3.11" and spec["conda_file"] == "conda.yaml" and spec["os_type"] == "linux"
     conda = yaml.safe_load((tmp_path / "saved" / "conda.yaml").read_text())
     assert conda["dependencies"][-1] == {"pip": ["six==1.16.0", "Requests[socks]"]}
+
+
+# -- robustness: whatever a file holds, the answer is an Environment or an EnvbuildError -----------------------------
+
+FRAGMENTS = ["name: x\n", "channels:\n", "  - conda-forge\n", "dependencies:\n", "  - numpy\n", "  - pip:\n",
+             "    - six\n", "\t", "- ", ": ", "{", "}", "[", "]", "&a ", "*a", "!!python/object:os.system ", "---\n",
+             "image: x\n", "build:\n  path: .\n", "conda_file: c.yml\n", "variables:\n  A: [1]\n", "\u00e9", "#",
+             "\\\n", "-r ", "-e ", "--hash=sha256:x ", "@ ", "; python_version<'3'", "==", "1.0", "git+", "https://",
+             "#egg=", "\n", "{{x}}", "package:\n", "metadata: {}\n", "FROM ", "COPY . /\n"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(["environment.yml", "requirements.txt", "Dockerfile", "conda-lock.yml", "azure.yml"]),
+       st.lists(st.sampled_from(FRAGMENTS), max_size=30))
+def test_any_file_content_loads_or_raises_an_envbuild_error(file, fragments):
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write(Path(tmp) / file, "".join(fragments))
+        try:
+            env = Environment.from_file(path)
+            assert env.key.startswith("v1:")
+        except EnvbuildError as exc:
+            assert exc.what and exc.fix
