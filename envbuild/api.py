@@ -15,14 +15,14 @@ import logging
 import os
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
 from . import config
 from .cache import Index, new_entry
 from .engine import Engine
-from .keys import digest, key_of
+from .keys import digest, key_of, tag_of
 
 log = logging.getLogger(__name__)
 
@@ -271,6 +271,8 @@ def build(env, *, cache_dir=None, template=None, refresh_lock: bool = False, reb
                 if image is None:
                     image = _build(index, engine, shared, plan, resolved, env, chosen, requested, started,
                                    on_progress, on_log)
+                elif image.source == "engine" and shared is not None and not shared.has(tag_of(image.key)):
+                    image = _share(index, shared, image, requested, env.name, on_progress, on_log)
         index.remember_request(requested, image.key)
         index.canonical_put(env.key, env.canonical())  # for `envbuild explain`
         if image.source != "built":
@@ -322,7 +324,6 @@ def _pull(index: Index, engine: Engine, shared, ref: str, plan, started: float, 
 
     from .builder import find_docker_cli
     from .errors import CacheError
-    from .keys import tag_of
     from .renderer import IMAGE_REPOSITORY
 
     if not shared.has(ref.rsplit(":", 1)[1]):
@@ -362,8 +363,6 @@ def _build(index: Index, engine: Engine, shared, plan, resolved, env, chosen, re
     import tempfile
 
     from .builder import build_image
-    from .errors import CacheError
-    from .keys import tag_of
 
     warnings = (chosen.limitations,) if chosen.limitations else ()
     for warning in warnings:
@@ -388,19 +387,27 @@ def _build(index: Index, engine: Engine, shared, plan, resolved, env, chosen, re
               log=build_log, detail=_detail(plan, labels, resolved.text))
     index.record_miss(build_seconds)
     _notify(on_progress, "build", f"built {plan.image} in {build_seconds:.1f}s")
-    pushed = None
-    if shared is not None:
-        _notify(on_progress, "registry", f"pushing {shared.build_ref(plan.key)}")
-        try:
-            pushed = shared.push(plan.image, [tag_of(plan.key), "req-" + tag_of(requested)]
-                                 + ([name_tag] if name_tag else []), on_log)
-            index.update(plan.key, digest=pushed)
-        except CacheError as exc:
-            warnings += (f"not shared: {exc.what}",)
-            _notify(on_progress, "registry", f"warning: push failed, the image stays local: {exc.what}")
-    return Image(image=plan.image, id=image_id, key=plan.key, spec_key=plan.spec_key, lock_key=plan.lock_key,
-                 cached=False, source="built", seconds=time.perf_counter() - started, digest=pushed,
-                 builder=chosen.kind, warnings=warnings)
+    image = Image(image=plan.image, id=image_id, key=plan.key, spec_key=plan.spec_key, lock_key=plan.lock_key,
+                  cached=False, source="built", seconds=time.perf_counter() - started, builder=chosen.kind,
+                  warnings=warnings)
+    return _share(index, shared, image, requested, env.name, on_progress, on_log) if shared is not None else image
+
+
+def _share(index: Index, shared, image: Image, requested: str, name: str | None, on_progress, on_log) -> Image:
+    """Push `image` to the shared registry under its build key, its request key and its name's latest tag.
+    A failed push leaves the image local and says so in the result's warnings."""
+    from .errors import CacheError
+
+    name_tag = _name_tag(name)
+    _notify(on_progress, "registry", f"pushing {shared.build_ref(image.key)}")
+    try:
+        pushed = shared.push(image.image, [tag_of(image.key), "req-" + tag_of(requested)]
+                             + ([name_tag] if name_tag else []), on_log)
+    except CacheError as exc:
+        _notify(on_progress, "registry", f"warning: push failed, the image stays local: {exc.what}")
+        return replace(image, warnings=image.warnings + (f"not shared: {exc.what}",))
+    index.update(image.key, digest=pushed)
+    return replace(image, digest=pushed)
 
 
 def _detail(plan, labels: dict, lock_text: str | None = None) -> dict:

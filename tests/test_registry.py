@@ -84,3 +84,13 @@ def test_unreachable_registry_still_builds_and_says_the_image_was_not_shared(eng
     assert done.stdout.startswith("built ")
     assert "not shared" in done.stderr
     remove_images(home)
+
+
+def test_an_image_already_on_the_engine_is_shared_when_a_registry_is_named(engine, home, tmp_path, registry):
+    env = envbuild.Environment.from_pip_requirements("six", write(tmp_path / "requirements.txt", "six\n"))
+    template = unique_template(tmp_path)
+    local = envbuild.build(env, template=template)  # no registry yet
+    found = envbuild.build(env, template=template, registry=registry, cache_dir=tmp_path / "second-home")
+    assert found.source == "engine" and found.digest and found.digest.startswith("sha256:")
+    assert Registry(registry).has(tag_of(local.key))
+    remove_images(home)
