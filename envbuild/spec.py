@@ -638,16 +638,23 @@ def _line_selector(line: str) -> str | None:
     return found.group(1).strip() if found else None
 
 
+# conda-lock's platform selectors (the tool that gives environment.yml selectors a meaning), per platform.
+_SELECTOR_NAMES = {
+    "linux-64": {"linux64", "unix", "linux"},
+    "linux-aarch64": {"aarch64", "unix", "linux"},
+    "linux-ppc64le": {"ppc64le", "unix", "linux"},
+    "osx-64": {"osx64", "osx", "unix"},
+    "osx-arm64": {"arm64", "osx", "unix"},
+    "win-64": {"win", "win64"},
+}
+
+
 def _platform_names(platform: str) -> dict[str, bool]:
-    """conda-lock's platform selectors (`# [linux64]`, `# [osx]`, `# [arm64]`, ...) for `platform`."""
-    system, _, arch = platform.partition("-")
-    true = {system, platform.replace("-", "")}
-    if system in ("linux", "osx"):
-        true.add("unix")
-    true |= {"64": {"x86_64", "x86"}, "aarch64": {"aarch64", "arm64"}, "arm64": {"arm64", "aarch64"}}.get(arch, {arch})
-    known = {"linux", "osx", "win", "unix", "linux64", "linux32", "osx64", "win64", "win32", "x86", "x86_64",
-             "arm64", "aarch64", "ppc64le", "s390x", "linuxaarch64", "linuxppc64le", "osxarm64", "linuxs390x"}
-    return {name: name in true for name in known | true}
+    """Every selector name, and whether it holds on `platform` (`# [linux64]`, `# [osx]`, `# [aarch64]`, ...)."""
+    system = platform.partition("-")[0]
+    true = _SELECTOR_NAMES.get(platform, {system, platform.replace("-", "")} | ({"unix"} if system != "win" else set()))
+    known = set().union(*_SELECTOR_NAMES.values()) | true
+    return {name: name in true for name in known}
 
 
 def _selector_holds(expression: str, platform: str, origin: Origin) -> bool:

@@ -102,6 +102,7 @@ channels: [conda-forge]
 dependencies:
   - python <3.11
   - clang_osx-arm64  # [arm64]
+  - gcc_linux-aarch64  # [aarch64]
   - gcc_linux-64>=6  # [linux64]
   - tool  # [not win]
   - sel(osx): pexpect
@@ -116,7 +117,8 @@ dependencies:
     from envbuild.spec import load_conda_file
 
     load_conda_file(tmp_path / "environment.yml", arm)
-    assert "clang_osx-arm64" in arm.python.conda_dependencies.conda_packages
+    assert "gcc_linux-aarch64" in arm.python.conda_dependencies.conda_packages
+    assert "clang_osx-arm64" not in arm.python.conda_dependencies.conda_packages  # arm64 is macOS, as in conda-lock
     assert "gcc_linux-64>=6" not in arm.python.conda_dependencies.conda_packages
 
 
