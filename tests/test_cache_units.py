@@ -1,0 +1,79 @@
+"""Pure parts of the build engine and cache: no engine needed."""
+
+from __future__ import annotations
+
+import pytest
+
+from envbuild.builder import _failure, find_builder, step_of
+from envbuild.cache import Index, new_entry
+from envbuild.errors import BuildError, CacheError
+from envbuild.registry import Registry
+
+
+def test_a_buildkit_failure_names_the_failing_step_and_shows_the_last_lines():
+    log = ["#5 [pip-installer 1/2] RUN python3 -m venv /opt/env", "#5 DONE 2.1s",
+           "#6 [pip-installer 2/2] RUN pip install -r req.txt", "#6 1.2 ERROR: No matching distribution",
+           "#6 ERROR: executor failed running [/bin/sh -c pip install -r req.txt]: exit code: 1"]
+    message = str(_failure("envbuild/env:v1-x", log))
+    assert "at step [pip-installer 2/2] RUN pip install -r req.txt" in message
+    assert "No matching distribution" in message and "read the failing step" in message
+
+
+def test_a_classic_failure_names_its_last_step():
+    log = ["Step 1/3 : FROM base", " ---> abc", "Step 2/3 : RUN false", "The command '/bin/sh -c false' returned 1"]
+    assert "at Step 2/3 : RUN false" in str(_failure("t", log))
+
+
+def test_progress_shows_the_step_a_line_starts():
+    assert step_of("#7 [final 3/4] COPY --from=pip-installer /opt/env /opt/env") == \
+        "[final 3/4] COPY --from=pip-installer /opt/env /opt/env"
+    assert step_of("Step 2/9 : RUN true") == "Step 2/9 : RUN true"
+    assert step_of("#7 0.512 Collecting six") is None
+
+
+def test_an_unknown_builder_is_refused_with_the_choices(monkeypatch):
+    monkeypatch.setenv("ENVBUILD_BUILDER", "kaniko")
+    with pytest.raises(BuildError, match="buildx, buildkit, classic"):
+        find_builder()
+
+
+def test_registry_locations_are_host_and_repository():
+    local = Registry("http://127.0.0.1:5000/team/envs/")
+    assert (local.host, local.repository, local.scheme) == ("127.0.0.1:5000", "team/envs", "http")
+    assert local.build_ref("v1:abc") == "127.0.0.1:5000/team/envs:v1-abc"
+    assert local.request_ref("v1:def") == "127.0.0.1:5000/team/envs:req-v1-def"
+    assert Registry("registry.example.com/envs").scheme == "https"
+    for bad in ("registry.example.com", "host/UPPER"):
+        with pytest.raises(CacheError):
+            Registry(bad)
+
+
+def test_keys_are_found_by_prefix_tag_or_image_reference(tmp_path):
+    with Index(tmp_path) as index:
+        for key in ("v1:aaaa1111", "v1:aaaa2222"):
+            index.put(key, new_entry(image=f"envbuild/env:{key.replace(':', '-')}", image_id="sha256:1", name=None,
+                                     spec_key="", lock_key="", base_id="", build_seconds=1.0, size=1,
+                                     source="built"), log="a log", detail={"dockerfile": "FROM x"})
+        assert index.find("v1:aaaa1") == "v1:aaaa1111"
+        assert index.find("v1-aaaa2") == "v1:aaaa2222"
+        assert index.find("aaaa2") == "v1:aaaa2222"
+        assert index.find("envbuild/env:v1-aaaa1111") == "v1:aaaa1111"
+        with pytest.raises(CacheError, match="matches 2"):
+            index.find("v1:aaaa")
+        index.remember_request("v1:request", "v1:aaaa1111")
+        index.delete("v1:aaaa1111")
+        # An entry goes with its log, its details and the requests that led to it.
+        assert index.get("v1:aaaa1111") is None and index.log_get("v1:aaaa1111") is None
+        assert index.detail_get("v1:aaaa1111") is None and index.resolve_request("v1:request") is None
+        assert index.log_get("v1:aaaa2222") == "a log"
+
+
+def test_hits_and_misses_are_counted_with_the_seconds_they_saved(tmp_path):
+    with Index(tmp_path) as index:
+        index.put("v1:k", new_entry(image="i", image_id="sha256:1", name=None, spec_key="", lock_key="", base_id="",
+                                    build_seconds=12.5, size=1, source="built"))
+        index.record_miss(12.5)
+        for _ in range(3):
+            index.record_hit("v1:k")
+        assert index.get("v1:k")["hits"] == 3 and index.get("v1:k")["last_hit"]
+        assert index.stats() == {"hits": 3, "misses": 1, "builds": 1, "seconds_saved": 37.5, "build_seconds": 12.5}
