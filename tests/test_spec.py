@@ -55,8 +55,9 @@ def test_every_conda_match_spec_form(tmp_path, written, canonical):
     assert env.canonical()["conda"] == [canonical]
 
 
-def test_environment_yml_with_everything(tmp_path):
+def test_environment_yml_with_everything(tmp_path, caplog):
     write(tmp_path / "more.txt", "idna==3.7  # pinned\n")
+    caplog.set_level("INFO", logger="envbuild.spec")
     env = conda_env(tmp_path, """\
 # a comment
 name: demo
@@ -94,6 +95,7 @@ prefix: /opt/conda/envs/demo
         'requests[socks]>=2.31; python_version >= "3.8"',
     ]
     assert str(tmp_path / "more.txt") in env.source_files
+    assert "prefix: /opt/conda/envs/demo` ignored" in caplog.text
 
 
 def test_platform_selectors_and_unidep_selectors(tmp_path):
