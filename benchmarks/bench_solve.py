@@ -5,7 +5,9 @@ The channel is written as repodata.json directly (the real schema: name, version
 timestamp), not as 200k package files: the solver reads only repodata. Packages depend on lower-numbered ones
 with version ranges (newer versions need newer dependencies; some ranges exclude the newest version), so a solve
 has a real dependency graph to walk. Measured:
-- conda solve: reading the channel's repodata and solving with rattler (what the target is about), and
+- conda solve: reading the channel's repodata and solving with rattler (what the target is about), from the
+  file:// channel (rattler scans the whole repodata.json) and from the same channel served over HTTP as sharded
+  repodata (CEP-16: it fetches only the shards of the names the solve touches; an empty rattler cache), and
 - lock: the whole `resolver.resolve` (spec key, solve, conda-lock.yml text through conda-lock's models),
   each cold (first call in a fresh process: no repodata read yet, the OS page cache warm; interpreter start and
   imports not counted) and warm (later calls in that process: rattler's gateway keeps the parsed repodata);
@@ -18,12 +20,15 @@ Run as a script: prints a table and saves JSON under benchmarks/results/.
 from __future__ import annotations
 
 import json
+import os
 import random
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 IDS = ("P5",)
@@ -56,8 +61,57 @@ def make_channel(directory: Path, records: int, seed: int = 5) -> list[str]:
         (directory / subdir).mkdir(parents=True, exist_ok=True)
         repodata = {"info": {"subdir": subdir}, "packages": {}, "packages.conda": content, "repodata_version": 1}
         (directory / subdir / "repodata.json").write_text(json.dumps(repodata, separators=(",", ":")))
+        _write_shards(directory / subdir, subdir, content)
     # Ask for packages high in the graph: they pull in the most dependencies.
     return names[-SPECS:]
+
+
+def _write_shards(directory: Path, subdir: str, packages: dict) -> None:
+    """The same records as sharded repodata (CEP-16): one zstd msgpack file per package name, named by its
+    sha256, and an index of them; a client fetches only the shards of the names it needs."""
+    import hashlib
+
+    import msgpack
+    import zstandard
+
+    compress = zstandard.ZstdCompressor(level=3).compress
+    by_name: dict[str, dict] = {}
+    for filename, record in packages.items():
+        binary = {**record, "md5": bytes.fromhex(record["md5"]), "sha256": bytes.fromhex(record["sha256"])}
+        by_name.setdefault(record["name"], {})[filename] = binary
+    (directory / "shards").mkdir(exist_ok=True)
+    index = {}
+    for name, records in by_name.items():
+        shard = compress(msgpack.packb({"packages": {}, "packages.conda": records, "removed": []}))
+        index[name] = hashlib.sha256(shard).digest()
+        (directory / "shards" / f"{index[name].hex()}.msgpack.zst").write_bytes(shard)
+    info = {"subdir": subdir, "base_url": "", "shards_base_url": "./shards/"}
+    (directory / "repodata_shards.msgpack.zst").write_bytes(compress(msgpack.packb({"info": info, "shards": index})))
+
+
+@contextmanager
+def _served(directory: Path):
+    """The channel over HTTP on 127.0.0.1, where rattler reads sharded repodata (it reads only repodata.json
+    from file:// channels)."""
+    import http.server
+    import threading
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        # Keep-alive, and no Nagle: otherwise each small shard waits ~40 ms for a delayed ACK, which measures
+        # this test server, not the solve.
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(directory)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 _CHILD = r"""
@@ -85,8 +139,10 @@ def _in_fresh_processes(spec: Path, what: str, processes: int, repeats: int = 4)
     """(first call of each fresh process, later calls, packages locked) for `what` = solve | lock."""
     cold, warm, packages = [], [], 0
     for _ in range(processes):
-        done = subprocess.run([sys.executable, "-c", _CHILD, str(ROOT), str(spec), str(repeats), what],
-                              capture_output=True, text=True, check=True)
+        with tempfile.TemporaryDirectory(prefix="envbuild-bench-cache-") as cache:
+            done = subprocess.run([sys.executable, "-c", _CHILD, str(ROOT), str(spec), str(repeats), what],
+                                  capture_output=True, text=True, check=True,
+                                  env={**os.environ, "XDG_CACHE_HOME": cache})
         result = json.loads(done.stdout.strip().splitlines()[-1])
         cold.append(result["times"][0])
         warm.extend(result["times"][1:])
@@ -135,6 +191,10 @@ def run(quick: bool = False) -> list[dict]:
         spec.write_text(f"channels: [{channel.as_uri()}]\ndependencies:\n" + "".join(f"  - {n}\n" for n in wanted))
         size = (channel / "linux-64" / "repodata.json").stat().st_size
         solve_cold, solve_warm, packages = _in_fresh_processes(spec, "solve", processes)
+        with _served(channel) as url:
+            sharded = Path(tmp, "sharded.yml")
+            sharded.write_text(spec.read_text().replace(channel.as_uri(), url))
+            shard_cold, shard_warm, _ = _in_fresh_processes(sharded, "solve", processes)
         lock_cold, lock_warm, _ = _in_fresh_processes(spec, "lock", processes)
         hits = _lock_cache_hits(spec, Path(tmp, "home"), repeats=20 if quick else 50)
         command = _wall(["-m", "envbuild", "lock", str(spec), "--cache-dir", str(Path(tmp, "home"))], 5)
@@ -149,6 +209,10 @@ def run(quick: bool = False) -> list[dict]:
                {**details, "runs_ms": ms(solve_cold)}),
         _entry(f"conda solve warm ({scale})", med(solve_warm), "s", "< cold", {**details, "runs_ms": ms(solve_warm)},
                med(solve_cold), "conda solve cold"),
+        _entry(f"conda solve cold, sharded repodata over HTTP ({scale})", med(shard_cold), "s", "<= 0.2 s",
+               {**details, "runs_ms": ms(shard_cold)}, med(solve_cold), "conda solve cold (file://, repodata.json)"),
+        _entry(f"conda solve warm, sharded repodata over HTTP ({scale})", med(shard_warm), "s", "< cold",
+               {**details, "runs_ms": ms(shard_warm)}, med(shard_cold), "sharded solve cold"),
         _entry(f"lock cold: solve + conda-lock.yml ({scale})", med(lock_cold), "s", "<= 0.2 s",
                {**details, "runs_ms": ms(lock_cold)}),
         _entry(f"lock warm: solve + conda-lock.yml ({scale})", med(lock_warm), "s", "< cold",

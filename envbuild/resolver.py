@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Iterable
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from .errors import ResolveError, SpecError
-from .keys import canonical_form, digest, key_of, normalize_channel
+from .keys import digest, key_of, normalize_channel
 
 if TYPE_CHECKING:
     from .spec import Environment
@@ -217,7 +217,9 @@ def channel_url(channel: str, env: "Environment | None" = None) -> str:
         beside_spec = Path(env.source_files[0]).parent / path
         if beside_spec.is_dir():
             path = beside_spec
-    if channel.startswith(("/", ".", "~")) or path.is_dir():
+    # As in conda, a bare word is a channel name even if a directory has that name; `a/b` is a path only if it
+    # exists (else it is a label channel such as conda-forge/label/dev).
+    if channel.startswith(("/", ".", "~")) or ("/" in channel and path.is_dir()):
         return path.resolve().as_uri()
     return f"https://conda.anaconda.org/{channel}"
 
@@ -263,8 +265,8 @@ def resolve_platforms(env: "Environment", platforms: Iterable[str] | None = None
     if lock_file:
         return read_lock_set(lock_file, wanted)
     cutoff = parse_exclude_newer(exclude_newer)
-    canonical = canonical_form(env)
-    spec_key = key_of(canonical)
+    canonical = env.canonical()
+    spec_key = env.key
     per_platform = {p: _solve_platform(env, canonical, p, python_version, glibc, cutoff) for p in wanted}
     channels = [channel_url(c, env) for c in canonical["channels"]]
     content_hash = {p: key_of({"spec": spec_key, "platform": p}) for p in wanted}
