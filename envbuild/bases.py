@@ -48,6 +48,7 @@ class BaseImage:
     python_version: str | None
     glibc: str | None
     from_ref: str  # what a Dockerfile FROM should name: a repo digest when there is one, else the tag
+    cuda: str | None = None  # the CUDA runtime the image carries (envbuild's GPU bases say so in a label)
 
 
 def describe(ref: str, record: dict) -> BaseImage:
@@ -57,7 +58,7 @@ def describe(ref: str, record: dict) -> BaseImage:
     python = labels.get("org.envbuild.python.version") or env.get("PYTHON_VERSION")
     digests = [d for d in record.get("RepoDigests") or [] if d.split("@")[0] == ref.rsplit(":", 1)[0]]
     return BaseImage(ref=ref, id=record["Id"], python_version=python, glibc=labels.get("org.envbuild.glibc.version"),
-                     from_ref=digests[0] if digests else ref)
+                     from_ref=digests[0] if digests else ref, cuda=labels.get("org.envbuild.cuda.version"))
 
 
 def resolve_base(ref: str | None, engine: Engine, *, ensure: bool = True,
@@ -75,7 +76,7 @@ def resolve_base(ref: str | None, engine: Engine, *, ensure: bool = True,
         return None
     base = describe(ref, record)
     if base.python_version is None:
-        base = BaseImage(base.ref, base.id, _probe_python(ref), base.glibc, base.from_ref)
+        base = BaseImage(base.ref, base.id, _probe_python(ref), base.glibc, base.from_ref, base.cuda)
     return base
 
 
@@ -219,19 +220,30 @@ def build_user_base(env: "Environment", engine: Engine, *,
 def base_for_env(env: "Environment", engine: Engine, *,
                  on_log: Callable[[str], None] | None = None) -> BaseImage:
     """The base image `env` starts from: the user's Dockerfile/context built as given, the image it names,
-    envbuild's GPU base for its stack (built once when missing), or the default base."""
-    docker = env.docker
-    if docker.base_dockerfile is not None or docker.build_context is not None:
-        return build_user_base(env, engine, on_log=on_log)
-    if docker.base_image is None:
-        from .gpu import select_stack, source_of
+    envbuild's GPU base for its stack (built once when missing), or the default base.
 
-        stack = select_stack(env)
-        if stack is not None:
-            if source_of(env) == "conda":
-                return build_base("cpu", engine, on_log=on_log)
-            return build_base("gpu", engine, stack=stack, on_log=on_log)
-    base = resolve_base(docker.base_image, engine, on_log=on_log)
-    if base is None:
-        raise BuildError(f"base image {docker.base_image} not found", fix="build, load or pull it first")
+    A GPU environment on a base without the GPU stack gets the stack's libraries copied from envbuild's GPU base
+    (the template's gpu_stack block), so that base is built here too; a base carrying another CUDA is an error.
+    """
+    from .gpu import select_stack, source_of
+
+    docker = env.docker
+    stack = select_stack(env)
+    if docker.base_dockerfile is not None or docker.build_context is not None:
+        base = build_user_base(env, engine, on_log=on_log)
+    elif docker.base_image is None and stack is not None:
+        if source_of(env) == "conda":
+            return build_base("cpu", engine, on_log=on_log)
+        return build_base("gpu", engine, stack=stack, on_log=on_log)
+    else:
+        base = resolve_base(docker.base_image, engine, on_log=on_log)
+        if base is None:
+            raise BuildError(f"base image {docker.base_image} not found", fix="build, load or pull it first")
+    if stack is not None and source_of(env) == "pypi":
+        if base.cuda is None:
+            build_base("gpu", engine, stack=stack, on_log=on_log)
+        elif not base.cuda.startswith(stack.cuda + "."):
+            raise SpecError(f"base image {base.ref} carries CUDA {base.cuda}, the environment needs CUDA {stack.cuda}",
+                            fix=f"use a CUDA {stack.cuda} base (envbuild base build --cuda {stack.cuda}), or ask for "
+                                f"docker.cuda {'.'.join(base.cuda.split('.')[:2])}")
     return base

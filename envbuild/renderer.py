@@ -243,8 +243,14 @@ def render(env: "Environment", lock: "Lock", base: "BaseImage", *, template: str
     stack = gpu_stack or select_stack(env)
     gpu = None
     if stack is not None:
-        gpu = {"describe": stack.describe(), "source": source_of(env),
-               "require": quote(f"cuda>={stack.cuda}", "NVIDIA_REQUIRE_CUDA")}
+        from .bases import gpu_base_tag
+
+        source = source_of(env)
+        # A base without the stack gets its libraries from envbuild's GPU base of the same versions.
+        libraries_from = gpu_base_tag(stack) if source == "pypi" and base.cuda is None else None
+        gpu = {"describe": stack.describe(), "source": source,
+               "require": quote(f"cuda>={stack.cuda}", "NVIDIA_REQUIRE_CUDA"),
+               "libraries_from": libraries_from and check_image_ref(libraries_from, "GPU base")}
     variables = [(_check_name(k, _ENV_NAME, "environment variable name"), quote(v, f"environment variable {k}"))
                  for k, v in sorted(env.environment_variables.items())]
     labels = [f"{_check_name(k, _LABEL_NAME, 'label name')}={quote(v, f'label {k}')}"

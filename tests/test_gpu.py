@@ -83,6 +83,7 @@ def test_the_chosen_cuda_is_written_into_the_environment_so_the_solve_sees_it():
     assert cuda and "12.4" in cuda[0]
 
 
+@pytest.mark.engine
 def test_render_command_prints_a_gpu_dockerfile(tmp_path, engine, home):
     spec = tmp_path / "requirements.txt"
     spec.write_text("six==1.16.0\n")
@@ -131,3 +132,28 @@ def test_environment_on_the_gpu_stack_builds_and_sees_the_libraries(engine, home
     assert out == "1.16.0"
     labels = engine.inspect_image(image.image)["Config"]["Labels"]
     assert labels["org.envbuild.cuda.version"] == "12.4"
+
+
+@pytest.mark.engine
+def test_gpu_environment_on_a_base_without_the_stack_gets_its_libraries(engine, home):
+    import envbuild
+    from tests.conftest import docker
+
+    env = gpu_env("six==1.16.0", cuda="12.4")
+    env.docker.base_image = "envbuild/python:3.11-bookworm"
+    image = envbuild.build(env)
+    out = docker("run", "--rm", image.image, "python", "-c",
+                 "import ctypes\nfor n in ('libcudart.so.12', 'libcudnn.so.9', 'libnccl.so.2'): ctypes.CDLL(n)\n"
+                 "print('loaded')").stdout.strip()
+    assert out == "loaded"
+
+
+@pytest.mark.engine
+def test_a_base_with_another_cuda_is_refused(engine):
+    from envbuild.bases import base_for_env, gpu_base_tag
+    from envbuild.gpu import stack_for_cuda
+
+    env = gpu_env("torch==2.7.1")  # built for CUDA 12.6
+    env.docker.base_image = gpu_base_tag(stack_for_cuda("12.4"))  # the base the tests above build
+    with pytest.raises(SpecError, match="CUDA 12.6"):
+        base_for_env(env, engine)

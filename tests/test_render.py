@@ -22,6 +22,9 @@ BASE = BaseImage(ref="envbuild/python:3.11-bookworm", id="sha256:" + "c" * 64, p
                  from_ref="envbuild/python:3.11-bookworm")
 USER_BASE = BaseImage(ref="envbuild/user-base:v1-0123456789abcdef0123456789abcdef", id="sha256:" + "e" * 64,
                       python_version="3.11", glibc=None, from_ref="envbuild/user-base:v1-0123456789abcdef0123456789abcdef")
+GPU_BASE = BaseImage(ref="envbuild/gpu:cuda12.4.127-cudnn9.1.0.70-nccl2.21.5-bookworm", id="sha256:" + "f" * 64,
+                     python_version="3.11", glibc="2.36", cuda="12.4.127",
+                     from_ref="envbuild/gpu:cuda12.4.127-cudnn9.1.0.70-nccl2.21.5-bookworm")
 SIX = LockedPackage("pip", "six", "1.16.0",
                     "https://files.pythonhosted.org/packages/d9/5a/six-1.16.0-py2.py3-none-any.whl", "a" * 64)
 IDNA = LockedPackage("pip", "idna", "3.10",
@@ -67,7 +70,9 @@ VARIANTS = {
     "pip-only": (make_env, (SIX, IDNA), {}),
     "conda": (make_env, (HELLO,), {}),
     "conda-pip": (make_env, (HELLO, SIX), {}),
-    "gpu-pip": (gpu_env, (SIX,), {}),
+    "gpu-pip": (gpu_env, (SIX,), {"base": GPU_BASE}),
+    # A GPU environment on a base without the stack: the libraries come from envbuild's GPU base.
+    "gpu-on-cpu-base": (gpu_env, (SIX,), {}),
     "env-vars": (lambda: make_env(OMP_NUM_THREADS="4", GREETING='say "hi" $HOME'), (SIX,), {}),
     "user-managed": (user_managed_env, (SIX,), {}),
     "classic-conda-pip": (make_env, (HELLO, SIX), {"buildkit": False}),
@@ -148,6 +153,9 @@ def test_gpu_environment_names_its_stack():
     text = render_variant("gpu-pip").dockerfile
     assert 'org.envbuild.cuda.version="12.4"' in text and 'org.envbuild.cudnn.version="9.1.0.70"' in text
     assert 'NVIDIA_REQUIRE_CUDA="cuda>=12.4"' in text
+    assert "/usr/local/cuda/lib64" not in text  # the GPU base carries the libraries already
+    on_cpu_base = render_variant("gpu-on-cpu-base").dockerfile
+    assert "COPY --from=envbuild/gpu:cuda12.4.127-cudnn9.1.0.70-nccl2.21.5-bookworm /usr/local/cuda/lib64" in on_cpu_base
 
 
 def test_a_user_template_overrides_blocks(tmp_path):

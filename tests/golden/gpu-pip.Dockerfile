@@ -3,7 +3,7 @@
 # lock v1:e9ea16be06e23f0b760e89592f7c14e0
 
 # Installer stage: a venv on the base image's Python, and the installer's own tools beside it.
-FROM envbuild/python:3.11-bookworm AS env-installer
+FROM envbuild/gpu:cuda12.4.127-cudnn9.1.0.70-nccl2.21.5-bookworm AS env-installer
 RUN --mount=type=secret,id=ca --mount=type=cache,target=/root/.cache/pip,id=envbuild-pip,sharing=locked \
     if [ -f /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca SSL_CERT_FILE=/run/secrets/ca; fi \
  && python3 -m venv /opt/envbuild-installer \
@@ -19,7 +19,7 @@ RUN --mount=type=bind,source=pip,target=/tmp/envbuild/pip --mount=type=secret,id
         --python /opt/env/bin/python --prefix /opt/envbuild-pip --no-deps --require-hashes \
         -r /tmp/envbuild/pip/requirements.txt
 
-FROM envbuild/python:3.11-bookworm
+FROM envbuild/gpu:cuda12.4.127-cudnn9.1.0.70-nccl2.21.5-bookworm
 
 # GPU stack: CUDA 12.4 (runtime 12.4.127), cuDNN 9.1.0.70, NCCL 2.21.5, driver >= 550.54.14 (from pypi). Read by the NVIDIA container toolkit under --gpus.
 ENV NVIDIA_VISIBLE_DEVICES=all NVIDIA_DRIVER_CAPABILITIES=compute,utility NVIDIA_REQUIRE_CUDA="cuda>=12.4"
@@ -39,5 +39,5 @@ LABEL org.envbuild.cuda.version="12.4" \
       org.envbuild.spec-key="v1:spec" \
       org.envbuild.template="1" \
       org.envbuild.version="0.1.0" \
-      org.opencontainers.image.base.digest="sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc" \
-      org.opencontainers.image.base.name="envbuild/python:3.11-bookworm"
+      org.opencontainers.image.base.digest="sha256:ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff" \
+      org.opencontainers.image.base.name="envbuild/gpu:cuda12.4.127-cudnn9.1.0.70-nccl2.21.5-bookworm"
