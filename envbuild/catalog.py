@@ -257,8 +257,9 @@ class Catalog:
             self._db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
             self._db.close()
-            raise CatalogError(f"{self.path} is not a usable catalog: {exc}",
-                               fix="move the file away (envbuild starts a new catalog) or fix its permissions") from None
+            raise CatalogError(
+                f"{self.path} is not a usable catalog: {exc}",
+                fix="move the file away (envbuild starts a new catalog) or fix its permissions") from None
 
     def close(self) -> None:
         self._db.close()
@@ -359,7 +360,8 @@ class Catalog:
 
     def history(self, name: str) -> tuple[list[Entry], list[dict]]:
         """Every version of `name` (archived included, oldest first) and every recorded action on it."""
-        rows = self._db.execute("SELECT * FROM versions WHERE name = ? ORDER BY version", (_check_name(name),)).fetchall()
+        rows = self._db.execute("SELECT * FROM versions WHERE name = ? ORDER BY version",
+                                (_check_name(name),)).fetchall()
         if not rows:
             raise CatalogError(f"no environment named {name!r} in the catalog ({self.path})",
                                fix="`envbuild env list` shows the registered names")

@@ -18,9 +18,11 @@ def register(sub) -> None:
     verbs = env.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     p = verbs.add_parser("create", help="register a spec file as a new version (unchanged definition: same version)")
-    p.add_argument("--file", "-f", required=True, help="spec file (environment.yml, requirements.txt, ...) or curated:NAME")
+    p.add_argument("--file", "-f", required=True,
+                   help="spec file (environment.yml, requirements.txt, Azure ML YAML, ...) or curated:NAME")
     p.add_argument("--name", "-n", help="environment name (default: from the file)")
-    p.add_argument("--version", "-v", help="explicit version number (default: the next one when the definition changed)")
+    p.add_argument("--version", "-v",
+                   help="explicit version number (default: the next one when the definition changed)")
     p.add_argument("--description", help="description of this version")
     p.add_argument("--tag", action="append", default=[], metavar="K=V", help="a tag (repeatable)")
     _common(p, cmd_create)
@@ -170,7 +172,8 @@ def cmd_show(args) -> int:
         if build is None or not build.lock:
             from ..errors import CatalogError
 
-            raise CatalogError(f"{entry.ref} has not been built yet", fix=f"`envbuild run {entry.ref} -- true` builds it")
+            raise CatalogError(f"{entry.ref} has not been built yet",
+                               fix=f"`envbuild run {entry.ref} -- true` builds it")
         sys.stdout.write(build.lock)
         return 0
     data = entry.to_dict()

@@ -3,8 +3,9 @@
     python envbuild/curated/render_curated.py [NAME ...]
 
 For every envbuild/curated/NAME/VERSION/ (the definition: environment.yaml + conda.yaml as
-`Environment.save_to_directory` writes them, read by `envbuild.catalog.load_curated`), lock it with envbuild's resolver and render it with envbuild's template into that
-folder: Dockerfile, conda-lock.yml, pip-requirements.txt. The folder then builds as it is:
+`Environment.save_to_directory` writes them, read by `envbuild.catalog.load_curated`), lock it with envbuild's
+resolver and render it with envbuild's template into that folder: Dockerfile, conda-lock.yml and the context files
+the Dockerfile reads (pip/requirements.txt). The folder then builds as it is:
 `DOCKER_BUILDKIT=1 docker build envbuild/curated/NAME/VERSION`. CPU environments render on envbuild's default base
 (as the engine has it); GPU ones name envbuild's GPU base for their CUDA stack (`envbuild base build --cuda X`
 makes it), which need not exist here. An environment that cannot be locked where this runs (an unreachable index)
