@@ -117,6 +117,8 @@ def docker_command(image: str, command: Sequence[str], *, workdir: Path, mount_a
         cmd += ["--gpus", "all"]
     if user:
         cmd += ["--user", user]
+        # A uid with no account in the image gets HOME=/, which it cannot write: caches and configs would fail.
+        environment = {"HOME": "/tmp", **(environment or {})}
     if interactive:
         cmd.append("-i")
     if tty:

@@ -7,6 +7,7 @@ The docker command line is checked without an engine; everything else runs real 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -58,6 +59,8 @@ def test_docker_command_mounts_the_working_directory_and_applies_options(tmp_pat
     assert cmd[-3:] == ["img:1", "python", "x.py"]
     assert [cmd[i + 1] for i, arg in enumerate(cmd) if arg == "-e"] == ["A=1", "B=2"]
     assert "--gpus" not in runner.docker_command("img:1", ["true"], workdir=tmp_path, docker="docker")
+    as_user = runner.docker_command("img:1", ["true"], workdir=tmp_path, user="1000:1000", docker="docker")
+    assert as_user[as_user.index("--user") + 1] == "1000:1000" and "HOME=/tmp" in as_user
 
 
 def test_a_working_directory_that_would_hide_system_files_is_mounted_at_workspace(tmp_path):
@@ -184,3 +187,14 @@ def test_shell_reads_its_commands_from_stdin_when_not_a_terminal(shared_home, pr
                           capture_output=True, input='echo "$GREETING in $(pwd)"\nexit 5\n')
     assert done.returncode == 5, done.stderr
     assert done.stdout == f"bonjour in {project}\n"
+
+
+@pytest.mark.engine
+def test_running_as_a_user_writes_files_they_own_with_a_writable_home(shared_home, project):
+    shared = project / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    env = Environment.from_file(project / "environment.yml")
+    result = env.run("touch made-here && mkdir -p $HOME/.cache && id -u", workdir=shared, user="4321:4321")
+    assert (result.returncode, result.stdout) == (0, "4321\n"), result.stderr
+    assert os.stat(shared / "made-here").st_uid == 4321
