@@ -26,15 +26,16 @@ RUN --mount=type=secret,id=ca --mount=type=cache,target=/root/.cache/pip,id=envb
         /usr/local/cuda/lib64/
 
 FROM ${ROOT}
-ARG CUDA_RUNTIME=12.4.127
-ARG CUDNN=9.1.0.70
-ARG NCCL=2.21.5
 ARG OPENMPI_PACKAGES="openmpi-bin libopenmpi3"
-# OS packages first (stable), then the GPU libraries (change with the CUDA set).
+# OS packages first (stable: shared by every CUDA set), then the GPU libraries. The CUDA ARGs are declared only
+# after the apt step, so that changing them does not invalidate it.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         python3 python3-venv ca-certificates ${OPENMPI_PACKAGES} \
  && apt-get clean && rm -rf /var/lib/apt/lists/*
+ARG CUDA_RUNTIME=12.4.127
+ARG CUDNN=9.1.0.70
+ARG NCCL=2.21.5
 COPY --from=cuda-wheels /usr/local/cuda/lib64 /usr/local/cuda/lib64
 RUN echo /usr/local/cuda/lib64 > /etc/ld.so.conf.d/envbuild-cuda.conf && ldconfig
 # Read by the NVIDIA container toolkit when the image runs with --gpus.
