@@ -111,7 +111,7 @@ def select_stack(env: "Environment") -> GpuStack | None:
     """The GPU stack `env` gets (None for a CPU environment). Raises SpecError for inconsistent requests."""
     if not wants_gpu(env):
         return None
-    from packaging.specifiers import SpecifierSet
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
     asked = env.docker.cuda
     known = stacks()
@@ -127,7 +127,10 @@ def select_stack(env: "Environment") -> GpuStack | None:
         raise SpecError(f"CUDA {asked} is not in envbuild's GPU matrix",
                         fix=f"ask for one of {', '.join(s.cuda for s in known)}")
     for framework, constraint in sorted(framework_pins(env).items()):
-        wanted = SpecifierSet(constraint)
+        try:
+            wanted = SpecifierSet(constraint)
+        except InvalidSpecifier:
+            continue  # a conda spelling PEP 440 cannot read: the resolver reports it where it belongs
         building = [s for s in known if any(wanted.contains(v) for v in s.frameworks.get(framework, ()))]
         if not building:
             continue  # a release the matrix does not know: nothing to check it against
