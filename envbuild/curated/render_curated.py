@@ -31,8 +31,11 @@ def render_one(folder: Path) -> str:
 
     env = catalog.load_curated(f"curated:{folder.parent.name}:{folder.name}")
     if wants_gpu(env):
-        tag = gpu_base_tag(select_stack(env))
-        base = BaseImage(ref=tag, id=f"unbuilt:{tag}", python_version="3.11", glibc="2.36", from_ref=tag)
+        stack = select_stack(env)
+        tag = gpu_base_tag(stack)
+        # Described as gpu.Dockerfile labels it, so that the rendering need not build it (CUDA wheels: GBs).
+        base = BaseImage(ref=tag, id=f"unbuilt:{tag}", python_version="3.11", glibc="2.36", from_ref=tag,
+                         cuda=stack.cuda_runtime)
     else:
         base = resolve_base(env.docker.base_image, Engine())
     resolved = lock(env, python_version=base.python_version, glibc=base.glibc)
