@@ -286,6 +286,21 @@ def test_curated_references_resolve_and_ship_a_dockerfile():
         catalog.load_curated("curated:python-minimal:99")
 
 
+def test_shipped_dockerfiles_were_rendered_from_the_shipped_definitions_and_locks():
+    """Edit a curated definition without re-running envbuild/curated/render_curated.py and this fails."""
+    from envbuild.resolver import read_lock
+
+    for name in catalog.curated_names():
+        folder = catalog.curated_path(f"curated:{name}")
+        header = dict(line[2:].split(" ", 1) for line in (folder / "Dockerfile").read_text().splitlines()[:3]
+                      if line.startswith(("# spec ", "# lock ")))
+        if not (folder / "conda-lock.yml").exists():
+            assert "NOT locked" in (folder / "Dockerfile").read_text()  # written by hand, and says why
+            continue
+        assert header == {"spec": catalog.load_curated(f"curated:{name}").key,
+                          "lock": read_lock(folder / "conda-lock.yml").key}, name
+
+
 def test_curated_environment_registers_and_diffs_like_any_spec(home):
     assert json.loads(cli("env", "create", "--file", "curated:sklearn@latest", "--json").stdout)["version"] == 1
     assert catalog.get("sklearn") == catalog.load_curated("curated:sklearn@latest")
