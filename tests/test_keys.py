@@ -250,7 +250,8 @@ def environments(draw) -> dict:
             "channels": draw(st.lists(st.sampled_from(CHANNELS), unique=True, max_size=3)),
             "variables": draw(st.dictionaries(st.sampled_from(["A", "B", "MODE"]), st.sampled_from(["1", "x", ""]),
                                               max_size=2)),
-            "index": draw(st.sampled_from([None, "https://download.pytorch.org/whl/cpu"]))}
+            "index": draw(st.sampled_from([None, "https://download.pytorch.org/whl/cpu"])),
+            "platform": draw(st.sampled_from([None, "linux-64", "linux-aarch64"]))}
 
 
 def _respell_name(rng: random.Random, name: str) -> str:
@@ -317,6 +318,8 @@ def render(model: dict, seed: int) -> str:
     if variables:
         lines.append("variables:")
         lines += [f"  {k}: {v!r}" for k, v in variables]
+    if model["platform"]:  # conda-lock's `platforms:`; linux-64 is also the default
+        lines.append(f"platforms: [{model['platform']}" + rng.choice(["", ", osx-arm64"]) + "]")
     return "\n".join(lines) + "\n"
 
 
@@ -346,7 +349,7 @@ def render_requirements(model: dict, seed: int) -> str:
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(environments(), st.integers(0, 2**32), st.integers(0, 2**32))
 def test_a_requirements_file_and_a_pip_only_environment_yml_share_a_key(model, seed_a, seed_b):
-    model = {**model, "conda": {}, "channels": [], "variables": {}}
+    model = {**model, "conda": {}, "channels": [], "variables": {}, "platform": None}
     with tempfile.TemporaryDirectory() as tmp:
         requirements = write(Path(tmp) / "requirements.txt", render_requirements(model, seed_a))
         from_requirements = Environment.from_file(requirements)
@@ -374,6 +377,8 @@ def _mutations(model: dict) -> list:
     out.append(("variable", lambda m: m["variables"].update(NEW="1")))
     out.append(("index", lambda m: m.update(index=None if m["index"] else "https://example.org/simple")))
     out.append(("pip added", lambda m: m["pip"].setdefault("brand-new", {"bounds": [], "extras": [], "marker": None})))
+    out.append(("platform", lambda m: m.update(platform="linux-aarch64" if m["platform"] != "linux-aarch64"
+                                               else "linux-64")))
     return out
 
 
