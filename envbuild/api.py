@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import config
-from .cache import Index, new_entry
+from .cache import Index, IndexReader, new_entry
 from .engine import Engine
 from .keys import digest, key_of, tag_of
 
@@ -69,7 +69,8 @@ def _template_digest(template) -> str | None:
     return digest(Path(template).read_bytes()) if template else None
 
 
-def _hit(index: Index, engine: Engine, build_key: str | None, started: float, source: str = "cache") -> Image | None:
+def _hit(index: Index | IndexReader, engine: Engine, build_key: str | None, started: float,
+         source: str = "cache") -> Image | None:
     """The cached image for `build_key` if the engine still has it (one engine call), else None."""
     if not build_key:
         return None
@@ -101,19 +102,28 @@ def cached_build_for_file(path: str | os.PathLike, *, base_image: str | None = N
         memo = _memo_key(file, base_image)
     except OSError:
         return None
-    index = Index(home)
+    import sqlite3
+
+    try:
+        index = IndexReader(home)
+    except (OSError, sqlite3.Error):
+        return None
+    engine = Engine()
     try:
         remembered = index.memo_get(memo)
         if not remembered or not _files_unchanged(remembered["files"]):
             return None
-        engine = Engine()
         base_id = engine.image_id(remembered["base_ref"])
         if base_id is None:
             return None
         build_key = index.resolve_request(request_key(remembered["spec_key"], base_id, _template_digest(template)))
         return _hit(index, engine, build_key, started)
+    except sqlite3.Error as exc:  # e.g. an index written by another diskcache version: take the full path
+        log.debug("fast path skipped: %s", exc)
+        return None
     finally:
         index.close()
+        engine.close()
 
 
 def _memo_key(file: Path, base_image: str | None) -> str:

@@ -11,6 +11,10 @@ One diskcache (SQLite, WAL) under the envbuild home, safe for many threads and p
 - ``stat:<name>``          → counters: hits, misses, seconds saved (atomic increments)
 An entry is written only after its image exists: a failed or interrupted build leaves nothing behind.
 
+The CLI's cache-hit path does not open the diskcache (its setup runs ~70 SQL statements and checkpoints on close,
+tens of milliseconds): `IndexReader` reads the same SQLite file through one read-only connection, and the hit is
+appended to ``<home>/hits.log``, which the next `Index` opened folds into the entry's counters and the stats.
+
 Identical builds in flight are merged with one lock file per engine and build key, shared by every envbuild home
 on the machine (``$ENVBUILD_LOCK_DIR``, default ``<tmp>/envbuild-locks-<uid>``): users with their own homes who
 ask one engine for the same image get one build too (the others find it on the engine), and the engine's BuildKit
@@ -21,6 +25,7 @@ blocks the others, who then find no entry and build themselves.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Iterator
@@ -30,6 +35,7 @@ import diskcache
 from .keys import tag_of
 
 STATS = ("hits", "misses", "builds", "seconds_saved", "build_seconds")
+HIT_JOURNAL = "hits.log"
 
 
 def new_entry(*, image: str, image_id: str, name: str | None, spec_key: str, lock_key: str, base_id: str,
@@ -47,6 +53,7 @@ class Index:
         home.mkdir(parents=True, exist_ok=True)
         self.home = home
         self._cache = diskcache.Cache(str(home / "index"), eviction_policy="none", size_limit=2**40)
+        self._fold_hit_journal()
 
     def close(self) -> None:
         self._cache.close()
@@ -84,18 +91,37 @@ class Index:
                 if isinstance(key, str) and key.startswith("request:") and self._cache.get(key) == build_key:
                     self._cache.delete(key)
 
-    def record_hit(self, build_key: str) -> dict | None:
+    def record_hit(self, build_key: str, when: float | None = None) -> dict | None:
         """Count a hit on `build_key` (entry counters and global stats); returns the updated entry."""
         with self._cache.transact():
             entry = self.get(build_key)
             if entry is None:
                 return None
             entry["hits"] = entry.get("hits", 0) + 1
-            entry["last_hit"] = time.time()
+            entry["last_hit"] = max(entry.get("last_hit") or 0.0, when or time.time())
             self._cache.set(f"build:{build_key}", entry)
             self._cache.incr("stat:hits")
             self._cache.incr("stat:seconds_saved", entry.get("build_seconds") or 0.0)
         return entry
+
+    def _fold_hit_journal(self) -> None:
+        """Apply the hits the fast path appended to hits.log. Renaming the journal first gives each line to exactly
+        one folding process."""
+        journal = self.home / HIT_JOURNAL
+        if not journal.exists():
+            return
+        taken = journal.with_name(f"{HIT_JOURNAL}.{os.getpid()}.{time.time_ns()}")
+        try:
+            os.rename(journal, taken)
+        except FileNotFoundError:
+            return  # another process took it
+        for line in taken.read_text(encoding="utf-8", errors="replace").splitlines():
+            build_key, _, when = line.partition("\t")
+            try:
+                self.record_hit(build_key, float(when))
+            except ValueError:
+                continue  # a line torn by a crash mid-write
+        taken.unlink()
 
     def record_miss(self, build_seconds: float | None = None) -> None:
         """Count a request the index could not answer; `build_seconds` when it was built here."""
@@ -184,6 +210,47 @@ class Index:
         directory = Path(root) / digest(engine_host)[:16]
         directory.mkdir(parents=True, exist_ok=True)
         return FileLock(str(directory / f"{tag_of(build_key)}.lock"))
+
+
+class IndexReader:
+    """A read-only view of the index for the cache-hit path: one read-only SQLite connection on diskcache's file,
+    values decoded by diskcache's own Disk. Raises sqlite3.Error (or OSError) when there is no index to read."""
+
+    def __init__(self, home: Path):
+        import sqlite3
+
+        path = home / "index" / "cache.db"
+        if not path.exists():
+            raise FileNotFoundError(path)
+        self.home = home
+        self._connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, timeout=10)
+        self._disk = diskcache.Disk(str(home / "index"))
+
+    def close(self) -> None:
+        self._connection.close()
+
+    def _get(self, key: str):
+        db_key, raw = self._disk.put(key)
+        row = self._connection.execute("SELECT mode, filename, value FROM Cache WHERE key = ? AND raw = ?",
+                                       (db_key, raw)).fetchone()
+        return None if row is None else self._disk.fetch(*row, read=False)
+
+    def get(self, build_key: str) -> dict | None:
+        return self._get(f"build:{build_key}")
+
+    def resolve_request(self, request_key: str) -> str | None:
+        return self._get(f"request:{request_key}")
+
+    def memo_get(self, memo_key: str) -> dict | None:
+        return self._get(f"memo:{memo_key}")
+
+    def record_hit(self, build_key: str) -> None:
+        """Append the hit to the journal (one short O_APPEND write: lines from many processes never interleave)."""
+        descriptor = os.open(self.home / HIT_JOURNAL, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(descriptor, f"{build_key}\t{time.time()}\n".encode())
+        finally:
+            os.close(descriptor)
 
 
 def collect_garbage(index: Index, engine, *, policy: str = "lru", max_size: int | None = None,

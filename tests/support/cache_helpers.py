@@ -13,13 +13,14 @@ from envbuild.cache import Index
 
 
 def unique_template(directory: Path, steps: str = "") -> Path:
-    """A template giving images no other test (or earlier run) has: a label with a fresh id, then `steps`.
+    """A template giving images no other test (or earlier run) has: a variable with a fresh id, then `steps`.
 
     Tests that count builds or remove images must not meet images other tests or runs left on the shared engine.
+    A variable (not a label) also changes the layer cache key of the `steps` after it: they really run.
     """
     path = directory / f"unique-{uuid.uuid4().hex[:12]}.Dockerfile.j2"
     path.write_text('{% extends "environment.Dockerfile.j2" %}\n'
-                    f'{{% block user_steps %}}LABEL org.envbuild.test-run="{uuid.uuid4().hex}"\n{steps}{{% endblock %}}\n')
+                    f'{{% block user_steps %}}ENV ENVBUILD_TEST_RUN={uuid.uuid4().hex}\n{steps}{{% endblock %}}\n')
     return path
 
 
