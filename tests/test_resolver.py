@@ -200,16 +200,16 @@ def test_lock_cache_hit_refresh_and_invalidation_when_the_channel_changes(tmp_pa
 
 def test_failed_solve_caches_nothing(tmp_path, home, conda_channel):
     from envbuild.cache import Index
+    from envbuild.resolver import lock_request_key
 
     env = conda_env(tmp_path, [conda_channel.as_uri()], "clash")
+    stages: list[str] = []
     for _ in range(2):
         with pytest.raises(ResolveError):
-            envbuild.lock(env)
-    index = Index(home)
-    try:
-        assert not [k for k in index._cache.iterkeys() if str(k).startswith("lock:")]
-    finally:
-        index.close()
+            envbuild.lock(env, on_progress=lambda stage, message: stages.append(message))
+    assert "lock cache hit" not in stages  # the second attempt solved (and failed) again
+    with Index(home) as index:
+        assert index.lock_get(lock_request_key(env)) is None
 
 
 # -- a user's lock file as input ----------------------------------------------------------------------------------
