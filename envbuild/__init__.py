@@ -23,6 +23,7 @@ _EXPORTS = {
     "lock": "envbuild.api",
     "render": "envbuild.api",
     "Lock": "envbuild.resolver",
+    "LockSet": "envbuild.resolver",
     "BuildPlan": "envbuild.renderer",
     "Catalog": "envbuild.catalog",
     "load_curated": "envbuild.catalog",
