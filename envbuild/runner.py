@@ -228,12 +228,16 @@ def run_ref(ref: str, command: Sequence[str] | str, *, cache_dir=None, on_progre
     if entry is None:
         return run(env, command, cache_dir=cache_dir, on_progress=on_progress, on_log=on_log, **options)
 
-    def record(image: "Image") -> None:
-        if not any(b.image_id == image.id and b.build_key == image.key for b in entry.builds):
-            catalog.record_build(entry.name, entry.version, image, lock_text(image, cache_dir), home=cache_dir)
+    return run(env, command, cache_dir=cache_dir, on_progress=on_progress, on_log=on_log,
+               on_image=lambda image: record_image(entry, image, cache_dir), **options)
 
-    return run(env, command, cache_dir=cache_dir, on_progress=on_progress, on_log=on_log, on_image=record,
-               **options)
+
+def record_image(entry, image: "Image", cache_dir=None) -> None:
+    """Add `image` and its lock to the history of the catalog version `entry`, unless it is there already."""
+    from . import catalog
+
+    if not any(b.image_id == image.id and b.build_key == image.key for b in entry.builds):
+        catalog.record_build(entry.name, entry.version, image, lock_text(image, cache_dir), home=cache_dir)
 
 
 def lock_text(image: "Image", cache_dir=None) -> str | None:

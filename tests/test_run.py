@@ -161,6 +161,10 @@ def test_run_by_catalog_name_records_the_image_and_its_lock(shared_home, project
     history = cli("history", "runner", cwd=project).stdout
     assert build["image"] in history
 
+    prebuilt = json.loads(cli("env", "create", "--file", "environment.yml", "--name", "prebuilt", "--build", "--json",
+                              cwd=project).stdout)
+    assert [b["image_id"] for b in prebuilt["builds"]] == [build["image_id"]]  # same definition, same image
+
 
 @pytest.mark.engine
 def test_the_lock_of_an_image_this_home_did_not_build_is_read_from_the_image(shared_home, home, project):

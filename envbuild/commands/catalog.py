@@ -25,6 +25,7 @@ def register(sub) -> None:
                    help="explicit version number (default: the next one when the definition changed)")
     p.add_argument("--description", help="description of this version")
     p.add_argument("--tag", action="append", default=[], metavar="K=V", help="a tag (repeatable)")
+    p.add_argument("--build", action="store_true", help="also build its image now (and record it in the history)")
     _common(p, cmd_create)
 
     p = verbs.add_parser("list", help="latest version of every environment, or every version of one")
@@ -126,6 +127,15 @@ def cmd_create(args) -> int:
     with catalog.Catalog(args.cache_dir) as cat:
         version = cat.register(env)
         entry = cat.entry(env.name, version)
+    if args.build:
+        from ..api import build
+        from ..runner import record_image
+
+        record_image(entry, build(env, cache_dir=args.cache_dir,
+                                  on_progress=lambda stage, message: err(f"envbuild: {stage}: {message}")),
+                     args.cache_dir)
+        with catalog.Catalog(args.cache_dir) as cat:
+            entry = cat.entry(entry.name, entry.version)
     if args.json:
         _print_json(entry.to_dict())
     else:
