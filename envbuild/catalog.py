@@ -289,11 +289,14 @@ class Catalog:
         """The version of `env` under its name: the latest one if the definition is unchanged, else a new one.
 
         An explicit `env.version` that exists must hold the same definition (versions are immutable); one that
-        does not exist yet is created as given.
+        does not exist yet is created as given. A relative build context is stored as an absolute path.
         """
         name = _check_name(name or env.name)
         key = env.key
-        definition = json.dumps(to_dict(env, metadata=False), sort_keys=True)
+        stored = to_dict(env, metadata=False)
+        if env.docker.build_context:  # keyed by content, found by path: a version must work from any directory
+            stored["docker"]["build_context"] = str(Path(env.docker.build_context).resolve())
+        definition = json.dumps(stored, sort_keys=True)
         wanted = _version_number(env.version, f"{name}:{env.version}") if env.version not in (None, "") else None
         user = current_user()
         with self._write() as db:
@@ -554,3 +557,14 @@ def resolve(ref: str, *, home=None) -> tuple[Environment, Entry | None]:
         except CatalogError as exc:
             raise CatalogError(f"{ref!r} is not a spec file, and {exc.what}", fix=exc.fix) from None
     return entry.environment, entry
+
+
+def check_unchanged(env: Environment, entry: Entry) -> None:
+    """Refuse to build a version whose files (build context, lock file) changed since it was registered: the
+    image would not be the one its key and history describe."""
+    if env.key != entry.key:
+        raise CatalogError(
+            f"{entry.ref} no longer has the definition it was registered with: its key is now {env.key}, "
+            f"not {entry.key}", where=env.docker.build_context or env.lock_file,
+            fix="a file it reads changed since: restore it, or register the new content as a new version "
+                "(`envbuild env create --file ...`)")

@@ -227,6 +227,7 @@ def run_ref(ref: str, command: Sequence[str] | str, *, cache_dir=None, on_progre
     env, entry = catalog.resolve(ref, home=cache_dir)
     if entry is None:
         return run(env, command, cache_dir=cache_dir, on_progress=on_progress, on_log=on_log, **options)
+    catalog.check_unchanged(env, entry)
 
     return run(env, command, cache_dir=cache_dir, on_progress=on_progress, on_log=on_log,
                on_image=lambda image: record_image(entry, image, cache_dir), **options)

@@ -390,3 +390,21 @@ conda_file: conda.yml
     assert "docker-image-plus-conda-example:4" in clash.stderr
     assert cli("env", "create", "--file", str(spec), "--version", "4").stdout.startswith(
         "docker-image-plus-conda-example:4 ")
+
+
+def test_a_build_context_is_stored_absolute_and_a_changed_one_refuses_to_run(home, tmp_path, monkeypatch):
+    from envbuild.runner import run_ref
+
+    context = tmp_path / "context"
+    write(context / "Dockerfile", "FROM envbuild/python:3.11-bookworm\nCOPY data.txt /data.txt\n")
+    write(context / "data.txt", "one\n")
+    monkeypatch.chdir(tmp_path)
+    env = Environment.from_build_context("ctx", "context")
+    version = catalog.register(env)
+    stored = catalog.get("ctx", version)
+    assert stored.docker.build_context == str(context) and stored.key == env.key
+
+    write(context / "data.txt", "two\n")
+    with pytest.raises(CatalogError, match="no longer has the definition it was registered with"):
+        run_ref("ctx:1", ["true"])  # refused before anything is built
+    assert catalog.register(Environment.from_build_context("ctx", "context")) == version + 1
