@@ -11,20 +11,16 @@ Library code never prints: progress goes to `on_progress(stage, message)` and bu
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from . import config
 from .cache import Index, IndexReader, new_entry
 from .engine import Engine
 from .keys import digest, key_of, tag_of
-
-log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[str, str], None]
 
@@ -32,11 +28,12 @@ ProgressCallback = Callable[[str, str], None]
 SOURCES = ("built", "cache", "engine", "registry", "joined")
 
 
-@dataclass(frozen=True)
-class Image:
+class Image(NamedTuple):
     """An environment's image and how this call obtained it (`source`, one of SOURCES):
     built here; from the cache index; from the engine (its key tag was there without an index entry); pulled from
-    the shared registry; or joined (an identical build in flight elsewhere finished it while this call waited)."""
+    the shared registry; or joined (an identical build in flight elsewhere finished it while this call waited).
+    Immutable; a NamedTuple rather than a dataclass because `dataclasses` (and `inspect` behind it) would cost
+    the cache-hit path milliseconds of imports."""
 
     image: str  # reference (repository:tag), tag derived from the build key
     id: str  # the engine's image id
@@ -51,11 +48,17 @@ class Image:
     warnings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return self._asdict()
+
+
+def _log():
+    import logging  # imported when there is something to log: the cache-hit path does without it
+
+    return logging.getLogger(__name__)
 
 
 def _notify(on_progress: ProgressCallback | None, stage: str, message: str) -> None:
-    log.info("%s: %s", stage, message)
+    _log().info("%s: %s", stage, message)
     if on_progress:
         on_progress(stage, message)
 
@@ -78,7 +81,7 @@ def _hit(index: Index | IndexReader, engine: Engine, build_key: str | None, star
     if entry is None:
         return None
     if engine.image_id(entry["image"]) != entry["id"]:
-        log.info("image %s of %s is gone from the engine", entry["image"], build_key)
+        _log().info("image %s of %s is gone from the engine", entry["image"], build_key)
         return None
     index.record_hit(build_key)
     return Image(image=entry["image"], id=entry["id"], key=build_key, spec_key=entry["spec_key"],
@@ -118,8 +121,8 @@ def cached_build_for_file(path: str | os.PathLike, *, base_image: str | None = N
             return None
         build_key = index.resolve_request(request_key(remembered["spec_key"], base_id, _template_digest(template)))
         return _hit(index, engine, build_key, started)
-    except sqlite3.Error as exc:  # e.g. an index written by another diskcache version: take the full path
-        log.debug("fast path skipped: %s", exc)
+    except (sqlite3.Error, LookupError) as exc:  # an index this reader cannot read: take the full path
+        _log().debug("fast path skipped: %s", exc)
         return None
     finally:
         index.close()
@@ -342,13 +345,13 @@ def _pull(index: Index, engine: Engine, shared, ref: str, plan, started: float, 
     try:
         shared.pull(ref, on_log)
     except CacheError as exc:
-        log.warning("%s", exc)
+        _log().warning("%s", exc)
         return None
     record = engine.inspect_image(ref) or {}
     labels = (record.get("Config") or {}).get("Labels") or {}
     build_key = labels.get("org.envbuild.build-key")
     if not build_key or (plan is not None and build_key != plan.key):
-        log.warning("registry image %s does not carry the expected build key: ignoring it", ref)
+        _log().warning("registry image %s does not carry the expected build key: ignoring it", ref)
         return None
     local = f"{IMAGE_REPOSITORY}:{tag_of(build_key)}"
     docker = find_docker_cli().path
@@ -415,9 +418,9 @@ def _share(index: Index, shared, image: Image, requested: str, name: str | None,
                              + ([name_tag] if name_tag else []), on_log)
     except CacheError as exc:
         _notify(on_progress, "registry", f"warning: push failed, the image stays local: {exc.what}")
-        return replace(image, warnings=image.warnings + (f"not shared: {exc.what}",))
+        return image._replace(warnings=image.warnings + (f"not shared: {exc.what}",))
     index.update(image.key, digest=pushed)
-    return replace(image, digest=pushed)
+    return image._replace(digest=pushed)
 
 
 def _detail(plan, labels: dict, lock_text: str | None = None) -> dict:

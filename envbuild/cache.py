@@ -30,8 +30,6 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-import diskcache
-
 from .keys import tag_of
 
 STATS = ("hits", "misses", "builds", "seconds_saved", "build_seconds")
@@ -50,6 +48,8 @@ def new_entry(*, image: str, image_id: str, name: str | None, spec_key: str, loc
 
 class Index:
     def __init__(self, home: Path):
+        import diskcache  # here, not at module level: the cache-hit path reads through IndexReader without it
+
         home.mkdir(parents=True, exist_ok=True)
         self.home = home
         self._cache = diskcache.Cache(str(home / "index"), eviction_policy="none", size_limit=2**40)
@@ -214,7 +214,11 @@ class Index:
 
 class IndexReader:
     """A read-only view of the index for the cache-hit path: one read-only SQLite connection on diskcache's file,
-    values decoded by diskcache's own Disk. Raises sqlite3.Error (or OSError) when there is no index to read."""
+    without importing diskcache. It reads the two storage modes the hit path's small records use (diskcache's
+    "raw" for strings, "pickle" stored inline for dicts) and raises LookupError on anything else, so the caller
+    takes the full path. Raises sqlite3.Error (or OSError) when there is no index to read."""
+
+    _MODE_RAW, _MODE_PICKLE = 1, 4  # diskcache.core.MODE_RAW / MODE_PICKLE
 
     def __init__(self, home: Path):
         import sqlite3
@@ -224,16 +228,23 @@ class IndexReader:
             raise FileNotFoundError(path)
         self.home = home
         self._connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, timeout=10)
-        self._disk = diskcache.Disk(str(home / "index"))
 
     def close(self) -> None:
         self._connection.close()
 
     def _get(self, key: str):
-        db_key, raw = self._disk.put(key)
-        row = self._connection.execute("SELECT mode, filename, value FROM Cache WHERE key = ? AND raw = ?",
-                                       (db_key, raw)).fetchone()
-        return None if row is None else self._disk.fetch(*row, read=False)
+        row = self._connection.execute("SELECT mode, filename, value FROM Cache WHERE key = ? AND raw = 1",
+                                       (key,)).fetchone()
+        if row is None:
+            return None
+        mode, filename, value = row
+        if mode == self._MODE_RAW and filename is None:
+            return value
+        if mode == self._MODE_PICKLE and filename is None and value is not None:
+            import pickle
+
+            return pickle.loads(value)
+        raise LookupError(f"index record {key} is stored in a way the fast path does not read")
 
     def get(self, build_key: str) -> dict | None:
         return self._get(f"build:{build_key}")
