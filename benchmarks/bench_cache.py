@@ -124,7 +124,7 @@ def seen_spec_timings(repeat: int, directory: Path) -> dict:
     bare = median_time(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True, env=installed_like()),
                        repeat)
     bypassed = median_time(lambda: cli(home, "build", str(spec), "-q", "--rebuild", "--refresh-lock"),
-                           max(repeat // 2, 3))
+                           max(repeat // 2, 2))
 
     plan = api.render(Environment.from_pip_requirements("p2", spec), cache_dir=home)
     context = plan.write_context(directory / "context")
@@ -202,7 +202,7 @@ def run(quick: bool = False) -> list[dict]:
         results.append(entry("P2", "envbuild build on a seen spec vs a bare interpreter start", timings["hit"], "s",
                              "within ~30 ms of the bare start", timings["bare"], "python -c pass", details))
 
-        measured = registry_bytes(3 if quick else len(OWN), directory / "p8")
+        measured = registry_bytes(2 if quick else len(OWN), directory / "p8")
         results.append(entry("P8", f"registry bytes for {measured['environments']} related environments",
                              measured["stored"] / 1e6, "MB", "far below one full image each",
                              measured["one_full_image_each"] / 1e6, "one full image each (sum of manifests)",
