@@ -209,7 +209,8 @@ def lock_request_key(env: "Environment", platforms: Iterable[str] | None = None,
 
 def channel_url(channel: str, env: "Environment | None" = None) -> str:
     """A channel as the solver reaches it: URLs as written, directories as file:// URLs, names on anaconda.org."""
-    channel = normalize_channel(channel)
+    # `${TOKEN}` in a channel URL comes from the environment, as in conda-lock; the lock never records it.
+    channel = os.path.expandvars(normalize_channel(channel))
     if "://" in channel:
         return channel
     path = Path(channel).expanduser()
@@ -226,7 +227,7 @@ def channel_url(channel: str, env: "Environment | None" = None) -> str:
 
 def _channel_identity(url: str, platforms: list[str]) -> list:
     if not url.startswith("file://"):
-        return [url]
+        return [public_url(url)]  # a rotated token is the same channel
     root = Path(unquote(urlsplit(url).path))
     stamps = []
     for subdir in [*platforms, "noarch"]:
@@ -340,13 +341,17 @@ def virtual_packages_for(env: "Environment", platform: str, glibc: str | None = 
     return packages
 
 
-# One gateway per process: a second solve against the same channels reuses the repodata it already read.
+# One gateway per process: a second solve against the same channels reuses the repodata it already parsed.
 _gateway = None
 _gateway_channels: dict[str, list] = {}
 
 
 def _shared_gateway(channels: list[str], platforms: list[str]):
-    """The process's rattler Gateway, with any local channel that changed on disk since it was read dropped."""
+    """The process's rattler Gateway, with any local channel whose repodata changed on disk dropped from memory.
+
+    A remote channel stays as first read for the life of the process (each `envbuild lock` is a new one). Not
+    dropped per solve on purpose: rattler (0.28) then revalidates sharded repodata and fails on the server's
+    `304 Not Modified`."""
     import atexit
     import time
 
@@ -394,12 +399,16 @@ def _solve_conda(specs: list[str], channels: list[str], platform: str, env: "Env
 
 
 def _solve_error(exc: Exception, channels: list[str], platform: str, env: "Environment") -> ResolveError:
+    from rattler.exceptions import SolverError
+
     text = str(exc).strip()
     text = re.sub(r"^Cannot solve the request because of:\s*", "", text)
     where = _first_origin(env)
     searched = ", ".join(channels)
-    if "Fetch" in type(exc).__name__ or "No such file" in text or "404" in text:
-        return ResolveError(f"cannot read the repodata of channel(s) {searched} for {platform}: {text}", where=where,
+    # Only a SolverError is about the packages; anything else (fetch, gateway, I/O) is about reaching the channels.
+    if not isinstance(exc, SolverError) or "No such file" in text or "when fetching" in text:
+        first = _strip_userinfo(" ".join(text.split()))
+        return ResolveError(f"cannot read the repodata of channel(s) {searched} for {platform}: {first}", where=where,
                             fix="check the channels are reachable and indexed (`rattler index`, `conda index`)")
     missing = re.match(r"No candidates were found for (.+?)\.?$", text)
     if missing:
@@ -479,8 +488,12 @@ def _uv_env() -> dict:
 def _uv_message(stderr: str) -> str:
     lines = [line for line in stderr.strip().splitlines() if line.strip()]
     # uv echoes index URLs in some messages: never show credentials either.
-    lines = [re.sub(r"(\w+://)[^/@\s]+@", r"\1", line) for line in lines[-15:]]
-    return "\n".join("  " + line for line in lines)
+    return "\n".join("  " + _strip_userinfo(line) for line in lines[-15:])
+
+
+def _strip_userinfo(text: str) -> str:
+    """Credentials out of every URL in a message."""
+    return re.sub(r"(\w+://)[^/@\s]+@", r"\1", text)
 
 
 def _target_tags(py: str, target: Target, glibc: str) -> list[str]:

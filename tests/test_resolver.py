@@ -169,6 +169,14 @@ def test_unknown_package_names_it_and_the_channels_searched(tmp_path, conda_chan
     assert "no-such-package" in message and channels[0] in message and channels[1] in message
 
 
+def test_unreachable_channel_is_named_without_its_credentials(tmp_path, monkeypatch):
+    monkeypatch.setenv("CHANNEL_TOKEN", "s3cret-token")
+    missing = (tmp_path / "no-channel-here").as_uri()
+    with pytest.raises(ResolveError, match="cannot read the repodata") as caught:
+        resolve(conda_env(tmp_path, [missing, "http://user:${CHANNEL_TOKEN}@127.0.0.1:9/conda"], "hello-tool"))
+    assert missing in str(caught.value) and "s3cret" not in str(caught.value)
+
+
 # -- lock cache ---------------------------------------------------------------------------------------------------
 
 
@@ -346,6 +354,24 @@ def test_credentials_of_a_private_index_never_reach_the_lock(tmp_path, monkeypat
         assert lock.pip[0].sha256 == hashlib.sha256(wheel).hexdigest()
         assert lock.pip[0].url == f"http://127.0.0.1:{server.server_port}/files/privpkg-1.0-py3-none-any.whl"
         assert "s3cret" not in lock.text and "builder@" not in lock.text
+
+
+def test_private_conda_channel_credentials_from_the_environment_never_reach_the_lock(
+        tmp_path, monkeypatch, conda_channel):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(_PrivateIndex, directory=str(conda_channel)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("CHANNEL_USER", "builder")
+    monkeypatch.setenv("CHANNEL_TOKEN", "s3cret-token")
+    try:
+        env = conda_env(tmp_path, [f"http://${{CHANNEL_USER}}:${{CHANNEL_TOKEN}}@127.0.0.1:{server.server_port}"],
+                        "hello-tool=1.0")
+        lock = resolve(env)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert versions(lock) == {"hello-tool": "1.0", "libgreet": "1.0"}
+    assert {p.url.rsplit("/", 2)[0] for p in lock.packages} == {f"http://127.0.0.1:{server.server_port}"}
+    assert "s3cret" not in lock.text and "builder" not in lock.text and "CHANNEL_TOKEN" not in lock.text
 
 
 def test_public_url_strips_every_kind_of_credential():
