@@ -202,3 +202,16 @@ def test_the_image_carries_no_installer_cache_or_context(engine, home):
                        "ls -d /root/.cache/pip /root/.cache/uv /opt/envbuild-installer /opt/envbuild-pip "
                        "/tmp/envbuild 2>/dev/null; true").stdout
     assert leftovers == ""
+
+
+def test_render_command_writes_a_classic_context_that_builds_as_it_is(engine, home, tmp_path):
+    import sys
+
+    spec = write(tmp_path / "requirements.txt", "six==1.16.0\n")
+    context = tmp_path / "context"
+    done = subprocess.run([sys.executable, "-m", "envbuild", "render", str(spec), "--classic", "--context",
+                           str(context)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert (context / "Dockerfile").read_text() == done.stdout
+    assert "--mount" not in done.stdout and "COPY pip /tmp/envbuild/pip" in done.stdout
+    assert "--hash=sha256:" in (context / "pip" / "requirements.txt").read_text()
