@@ -157,3 +157,27 @@ def test_a_base_with_another_cuda_is_refused(engine):
     env.docker.base_image = gpu_base_tag(stack_for_cuda("12.4"))  # the base the tests above build
     with pytest.raises(SpecError, match="CUDA 12.6"):
         base_for_env(env, engine)
+
+
+@pytest.mark.engine
+def test_a_gpu_lock_solves_here_without_a_gpu_and_the_package_lands_on_the_gpu_base(engine, home, conda_channel,
+                                                                                    monkeypatch):
+    import envbuild
+    from envbuild.errors import ResolveError
+    from tests.conftest import docker
+
+    def kernel_env(**docker_settings) -> Environment:
+        env = Environment(name="kernel")
+        env.python.conda_dependencies.add_channel(conda_channel.as_uri())
+        env.python.conda_dependencies.add_conda_package("gpu-kernel")  # depends on __cuda >=12
+        for name, value in docker_settings.items():
+            setattr(env.docker, name, value)
+        return env
+
+    monkeypatch.delenv("CONDA_OVERRIDE_CUDA", raising=False)
+    with pytest.raises(ResolveError):  # this machine has no GPU: no __cuda unless the stack says so
+        envbuild.lock(kernel_env())
+    image = envbuild.build(kernel_env(gpu=True, cuda="12.4"))
+    out = docker("run", "--rm", image.image, "sh", "-c",
+                 "cat /opt/env/share/gpu-kernel/README && ls /usr/local/cuda/lib64 | grep -c libcudnn").stdout.split("\n")
+    assert out[0] == "needs a GPU" and int(out[1]) > 0
