@@ -414,7 +414,7 @@ def score(requests: list[Request], key) -> dict:
     """Hit rate on requests for an environment seen before, and false hits, for one key function."""
     owner: dict[str, Request] = {}  # key → the request it was first computed for
     seen_truths: set[str] = set()
-    equivalent = hits = false_hits = 0
+    equivalent = hits = false_hits = unreadable_equivalents = 0
     false_by_change: dict[str, int] = {}
     missed_by_change: dict[str, int] = {}
     examples: list[dict] = []
@@ -426,12 +426,15 @@ def score(requests: list[Request], key) -> dict:
         try:
             value = key(request.path)
         except Exception as exc:  # a key that cannot read a valid spec misses it; the report says why
-            value = f"unreadable: {request.path}"
+            value = None
             errors.append(f"{request.path.name}: {type(exc).__name__}: {exc}"[:300])
         times.append(time.perf_counter() - started)
-        previous = owner.get(value)
         if request.truth in seen_truths:
             equivalent += 1
+            unreadable_equivalents += value is None
+        if value is None:
+            value = f"unreadable: {request.path}"
+        previous = owner.get(value)
         if previous is None:
             owner[value] = request
             if request.truth in seen_truths:
@@ -458,6 +461,8 @@ def score(requests: list[Request], key) -> dict:
                                           for change, (h, n) in sorted(single_change.items())},
             "false_hit_examples": examples,
             "unreadable_files": len(errors), "unreadable_examples": errors[:3],
+            "hit_rate_on_readable_files": hits / (equivalent - unreadable_equivalents)
+            if equivalent > unreadable_equivalents else 0.0,
             "median_key_ms": 1000 * statistics.median(times)}
 
 
