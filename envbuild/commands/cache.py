@@ -72,12 +72,13 @@ def cmd_show(args) -> int:
         print(json.dumps(shown, sort_keys=True, default=str))
         return 0
     entry = shown["entry"]
-    print(f"key:      {key}\nimage:    {entry['image']}\nid:       {entry['id']}")
-    for field in ("name", "digest", "spec_key", "lock_key", "source", "envbuild_version"):
-        print(f"{field + ':':<10}{entry.get(field) or '-'}")
     built_in = f" in {entry['build_seconds']:.1f}s" if entry.get("build_seconds") else ""
-    print(f"built:    {ago(entry['created'])}{built_in}\nsize:     {human_size(entry.get('size') or 0)}")
-    print(f"hits:     {entry.get('hits', 0)} (last {ago(entry.get('last_hit'))})")
+    fields = {"key": key, **{name: entry.get(name) for name in ("image", "id", "name", "digest", "spec_key",
+                                                                 "lock_key", "source", "envbuild_version")},
+              "built": f"{ago(entry['created'])}{built_in}", "size": human_size(entry.get("size") or 0),
+              "hits": f"{entry.get('hits', 0)} (last {ago(entry.get('last_hit'))})"}
+    for name, value in fields.items():
+        print(f"{name + ':':<18}{value or '-'}")
     for title, name in (("labels", "labels"), ("lock", "lock"), ("Dockerfile", "dockerfile"), ("build log", "log")):
         value = shown.get(name)
         if isinstance(value, dict):
