@@ -8,9 +8,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# P1 shares its module (bench_cache) with the engine benchmarks P2/P8, and that module runs them all: it joins
-# this list once its run() takes `only` (see benchmarks/run.py).
-NO_ENGINE = {"P3", "P5", "replay"}
+# P1 shares its module (bench_cache) with the engine benchmarks P2/P8; its run() takes `only` and skips them.
+NO_ENGINE = {"P1", "P3", "P5", "replay"}
 ENTRY_FIELDS = {"id", "name", "value", "unit", "baseline", "baseline_name", "ratio", "target", "details", "machine"}
 
 
