@@ -91,8 +91,8 @@ def replay(requests: Sequence[Request], capacity: int, policy: str, *, home: str
                  "last_hit": None}
         stored += request.size
         while stored > capacity:
-            # The image just built is in use by this request: room is made among the others (it enters the
-            # heap below, after this loop), as gc never removes an image a build is handing out.
+            # The image just built is being handed to the request that built it: room is made among the others
+            # (it enters the heap below, after this loop), else lfu and cost would evict every new image at once.
             rank, victim = heapq.heappop(heap)
             if ranks.get(victim) is not rank:
                 continue  # stale: the entry was hit (re-ranked) or already evicted
