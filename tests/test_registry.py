@@ -10,7 +10,7 @@ from envbuild.keys import tag_of
 from envbuild.registry import Registry
 from tests.conftest import docker, write
 from tests.support.cache_helpers import cli, cli_json, entries, remove_images, unique_template
-from tests.support.registry import running_registry
+from tests.support.registry import image_config, running_registry
 
 pytestmark = pytest.mark.engine
 
@@ -37,6 +37,8 @@ def test_another_machine_pulls_instead_of_building(engine, home, tmp_path, regis
     first = cli_json("build", str(spec), "--template", str(template), "--registry", registry, "-q")
     assert first["source"] == "built" and first["digest"].startswith("sha256:")
     assert Registry(registry).has(first["key"].replace(":", "-"))
+    # BuildKit's inline cache metadata travels with the image: --cache-from can reuse its layers elsewhere.
+    assert "moby.buildkit.cache.v0" in image_config(registry, tag_of(first["key"]))
 
     # "Another machine": an empty envbuild home, and the engine no longer has the image.
     docker("rmi", "-f", first["image"])

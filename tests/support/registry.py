@@ -65,3 +65,16 @@ http:
 def stored_bytes(root: Path) -> int:
     """Bytes the registry stores (blobs and manifests): what sharing layers saves shows up here."""
     return sum(path.stat().st_size for path in (root / "data").rglob("*") if path.is_file())
+
+
+def image_config(location: str, tag: str) -> dict:
+    """The image config blob the registry at `location` (HOST:PORT/REPO) stores for `tag`."""
+    import json
+
+    host, _, repository = location.partition("/")
+    request = urllib.request.Request(f"http://{host}/v2/{repository}/manifests/{tag}",
+                                     headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        config_digest = json.load(response)["config"]["digest"]
+    with urllib.request.urlopen(f"http://{host}/v2/{repository}/blobs/{config_digest}", timeout=10) as response:
+        return json.load(response)
