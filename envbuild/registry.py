@@ -7,7 +7,9 @@ instead of building, and after a build it pushes. Two tags point at one image:
 - ``req-<tag of the request key>`` — what was asked for (spec + base + template), so another machine finds the
   image before solving, exactly like the local index does.
 Images carry BuildKit inline cache metadata, so a build that misses can still reuse layers of a related image
-through ``--cache-from``. Moving bytes (pull, push) goes through the docker CLI, which owns the credentials.
+through ``--cache-from``. Moving bytes (pull, push) goes through the docker CLI; the manifest HEAD uses the same
+credentials (`docker login`: the docker config's ``auths``, or its credential helper), so a private registry is a
+shared cache too.
 """
 
 from __future__ import annotations
@@ -72,10 +74,12 @@ class Registry:
         url = f"{self.scheme}://{self.host}/v2/{self.repository}/manifests/{tag}"
         try:
             status, headers = self._head(url, {})
-            if status == 401 and "bearer" in headers.get("www-authenticate", "").lower():
-                token = self._anonymous_token(headers["www-authenticate"])
-                status, headers = self._head(url, {"Authorization": f"Bearer {token}"}) if token else (status, headers)
-        except (OSError, http.client.HTTPException) as exc:
+            challenge = headers.get("www-authenticate", "")
+            if status == 401:
+                authorization = self._authorization(challenge)
+                if authorization:
+                    status, headers = self._head(url, {"Authorization": authorization})
+        except (OSError, http.client.HTTPException, ValueError) as exc:
             log.warning("registry %s unreachable (%s): building locally", self.host, exc)
             return False
         if status == 200:
@@ -90,15 +94,25 @@ class Registry:
         with opener.open(request, timeout=10) as response:
             return response.status, {k.lower(): v for k, v in response.headers.items()}
 
-    def _anonymous_token(self, challenge: str) -> str | None:
-        """Registries that allow anonymous reads (Docker Hub style) hand out a token for the asking."""
+    def _authorization(self, challenge: str) -> str | None:
+        """The Authorization header answering a 401's challenge: Basic with the user's docker credentials, or a
+        Bearer token from the realm (with those credentials when there are any, anonymous otherwise)."""
+        import base64
+
+        credentials = docker_credentials(self.host)
+        basic = "Basic " + base64.b64encode(":".join(credentials).encode()).decode() if credentials else None
+        scheme = challenge.split(" ", 1)[0].lower()
+        if scheme == "basic":
+            return basic
         params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
-        if "realm" not in params:
+        if scheme != "bearer" or "realm" not in params:
             return None
         query = urllib.parse.urlencode({k: v for k, v in params.items() if k in ("service", "scope")})
-        with urllib.request.urlopen(f"{params['realm']}?{query}", timeout=10) as response:
+        request = urllib.request.Request(f"{params['realm']}?{query}", headers={"Authorization": basic} if basic else {})
+        with urllib.request.urlopen(request, timeout=10) as response:
             body = json.load(response)
-        return body.get("token") or body.get("access_token")
+        token = body.get("token") or body.get("access_token")
+        return f"Bearer {token}" if token else None
 
     # -- moving images (docker CLI) ------------------------------------------------------------------------------
     def pull(self, ref: str, on_log: Callable[[str], None] | None = None) -> None:
@@ -116,6 +130,33 @@ class Registry:
             # The registry keeps the image; the local extra tag would only clutter `docker images`.
             _docker(["rmi", "--no-prune", ref], None, f"untag {ref}", check=False)
         return pushed_digest
+
+
+def docker_credentials(host: str) -> tuple[str, str] | None:
+    """(user, secret) that `docker login HOST` stored: inline in the docker config's ``auths``, or in its credential
+    helper (``credHelpers`` for the host, else ``credsStore``). None when there are none."""
+    import base64
+
+    config_path = os.path.join(os.environ.get("DOCKER_CONFIG") or os.path.expanduser("~/.docker"), "config.json")
+    try:
+        with open(config_path, encoding="utf-8") as file:
+            config = json.load(file)
+    except (OSError, ValueError):
+        return None
+    inline = ((config.get("auths") or {}).get(host) or {}).get("auth")
+    if inline:
+        user, _, secret = base64.b64decode(inline).decode().partition(":")
+        return user, secret
+    helper = (config.get("credHelpers") or {}).get(host) or config.get("credsStore")
+    if not helper:
+        return None
+    try:
+        done = subprocess.run([f"docker-credential-{helper}", "get"], input=host, capture_output=True, text=True,
+                              timeout=20)
+        stored = json.loads(done.stdout) if done.returncode == 0 else None
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return None
+    return (stored["Username"], stored["Secret"]) if stored and stored.get("Secret") else None
 
 
 class _NoErrors(urllib.request.HTTPErrorProcessor):

@@ -96,3 +96,27 @@ def test_an_image_already_on_the_engine_is_shared_when_a_registry_is_named(engin
     assert found.source == "engine" and found.digest and found.digest.startswith("sha256:")
     assert Registry(registry).has(tag_of(local.key))
     remove_images(home)
+
+
+def test_a_private_registry_is_a_shared_cache_with_the_users_docker_credentials(engine, home, tmp_path, monkeypatch):
+    import base64
+    import json
+
+    with running_registry(tmp_path / "private", users={"ci": "s3cret"}) as address:
+        location = f"{address}/private-cache"
+        assert Registry(location).has("anything") is False  # no credentials yet: 401, a miss
+        # What `docker login` writes; the docker CLI (push, pull) reads the same file.
+        config = tmp_path / "docker-config"
+        config.mkdir()
+        (config / "config.json").write_text(json.dumps(
+            {"auths": {address: {"auth": base64.b64encode(b"ci:s3cret").decode()}}}))
+        monkeypatch.setenv("DOCKER_CONFIG", str(config))
+
+        env = envbuild.Environment.from_pip_requirements("six", write(tmp_path / "requirements.txt", "six\n"))
+        template = unique_template(tmp_path)
+        first = envbuild.build(env, template=template, registry=location)
+        assert first.source == "built" and first.digest and Registry(location).has(tag_of(first.key))
+        docker("rmi", "-f", first.image)
+        pulled = envbuild.build(env, template=template, registry=location, cache_dir=tmp_path / "other-machine")
+        assert pulled.source == "registry" and pulled.id == first.id
+        remove_images(tmp_path / "other-machine")

@@ -10,6 +10,7 @@ import shutil
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Iterator
@@ -22,8 +23,9 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_registry(root: Path) -> Iterator[str]:
-    """Start a registry storing under `root`; yields its address (127.0.0.1:PORT); stops it afterwards."""
+def running_registry(root: Path, users: dict[str, str] | None = None) -> Iterator[str]:
+    """Start a registry storing under `root`; yields its address (127.0.0.1:PORT); stops it afterwards.
+    With `users` (name → password) it asks for HTTP basic authentication."""
     binary = shutil.which("docker-registry")
     if binary is None:
         raise RuntimeError("docker-registry is not installed: apt-get install -y docker-registry")
@@ -42,6 +44,13 @@ storage:
 http:
   addr: {address}
 """)
+    if users:
+        import bcrypt
+
+        (root / "htpasswd").write_text("".join(f"{name}:{bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode()}\n"
+                                               for name, password in users.items()))
+        with config.open("a") as file:
+            file.write(f"auth:\n  htpasswd:\n    realm: envbuild-tests\n    path: {root / 'htpasswd'}\n")
     process = subprocess.Popen([binary, "serve", str(config)], stdout=open(root / "registry.log", "wb"),
                                stderr=subprocess.STDOUT)
     try:
@@ -50,6 +59,10 @@ http:
                 with urllib.request.urlopen(f"http://{address}/v2/", timeout=1) as response:
                     if response.status == 200:
                         break
+            except urllib.error.HTTPError as answer:
+                if answer.code == 401:  # up, and asking for the credentials it was configured with
+                    break
+                raise
             except OSError:
                 if process.poll() is not None:
                     raise RuntimeError(f"docker-registry exited: {(root / 'registry.log').read_text()[-2000:]}")
