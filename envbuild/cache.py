@@ -113,8 +113,8 @@ class Index:
         taken = journal.with_name(f"{HIT_JOURNAL}.{os.getpid()}.{time.time_ns()}")
         try:
             os.rename(journal, taken)
-        except FileNotFoundError:
-            return  # another process took it
+        except OSError:
+            return  # another process took it (or this home is read-only: the counts wait)
         for line in taken.read_text(encoding="utf-8", errors="replace").splitlines():
             build_key, _, when = line.partition("\t")
             try:
@@ -256,8 +256,12 @@ class IndexReader:
         return self._get(f"memo:{memo_key}")
 
     def record_hit(self, build_key: str) -> None:
-        """Append the hit to the journal (one short O_APPEND write: lines from many processes never interleave)."""
-        descriptor = os.open(self.home / HIT_JOURNAL, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        """Append the hit to the journal (one short O_APPEND write: lines from many processes never interleave).
+        Counting is best effort: a home that cannot be written still serves hits."""
+        try:
+            descriptor = os.open(self.home / HIT_JOURNAL, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError:
+            return
         try:
             os.write(descriptor, f"{build_key}\t{time.time()}\n".encode())
         finally:
