@@ -127,7 +127,7 @@ def run_module(path: Path, quick: bool, only: set[str] | None) -> tuple[object |
 def table(rows: list[dict]) -> str:
     header = ("id", "benchmark", "value", "baseline", "ratio", "target", "status")
     lines = [[row.get("id", "?"), row.get("name", ""), _value(row.get("value"), row.get("unit")),
-              _baseline(row), _number(row.get("ratio"), "x"), row.get("target", ""), row.get("status", "ok")]
+              _baseline(row), _number(row.get("ratio"), "x"), row.get("target", ""), row.get("status", "ran")]
              for row in rows]
     widths = [min(max(len(str(c)) for c in column), 60) for column in zip(header, *lines)]
     out = ["  ".join(str(c)[:w].ljust(w) for c, w in zip(header, widths)),
