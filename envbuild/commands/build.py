@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 
 from . import add_common, add_spec, err, load_spec
 
