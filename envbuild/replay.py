@@ -7,8 +7,8 @@ last_hit); whenever the cache holds more than its size, entries leave in the ord
 the same order `envbuild cache gc` applies to the real index.
 
 The per-request work stays in memory so that a trace of millions of requests replays in seconds: entries live in
-a dict and the eviction order in a heap whose stale items (an entry hit since it was pushed) are skipped when
-popped, which is valid because every policy's rank only grows when an entry is hit. The cache that survives is
+a dict and the eviction order in a heap holding each entry's current rank; items left stale by a hit or an eviction
+are recognised (by identity) and skipped when popped, so each eviction costs O(log n). The cache that survives is
 then written to a real `envbuild.cache.Index` in a scratch directory and read back: the replay checks that the
 index holds exactly the simulated entries and that the policy, run on the index as gc would, evicts nothing more.
 """
