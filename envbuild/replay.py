@@ -4,7 +4,7 @@ Users pick a cache size and policy from their own history: `envbuild bench repla
 --policy lru,lfu,cost`. Each request of the trace (envbuild.trace) is a hit when its key is cached, else a
 simulated build that adds an entry shaped like the ones `api.build` writes (created, build_seconds, size, hits,
 last_hit); whenever the cache holds more than its size, entries leave in the order envbuild.policies gives —
-the same order `envbuild cache gc` applies to the real index.
+the same order `envbuild gc` applies to the real index.
 
 The per-request work stays in memory so that a trace of millions of requests replays in seconds: entries live in
 a dict and the eviction order in a heap holding each entry's current rank; items left stale by a hit or an eviction
