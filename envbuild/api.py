@@ -388,7 +388,8 @@ def _build(index: Index, engine: Engine, shared, plan, resolved, env, chosen, re
         context = plan.write_context(tmp)
         ca = config.host_ca_bundle()
         image_id, build_log = build_image(
-            context, plan.image, labels={**plan.metadata_labels, "org.envbuild.build-key": plan.key},
+            context, plan.image, labels={**plan.metadata_labels, "org.envbuild.build-key": plan.key,
+                                             "org.envbuild.spec-key": plan.spec_key},
             secrets={"ca": ca} if ca and chosen.buildkit else None, on_log=on_log, cache_from=cache_from,
             builder=chosen)
     build_seconds = time.perf_counter() - build_started

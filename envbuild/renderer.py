@@ -177,7 +177,6 @@ def _image_labels(lock: "Lock", base: "BaseImage", gpu) -> dict[str, str]:
     """Labels that follow from the content: they belong in the Dockerfile and so in the build key."""
     labels = {
         "org.opencontainers.image.base.name": base.ref,
-        "org.envbuild.spec-key": lock.spec_key,
         "org.envbuild.lock-key": lock.key,
         "org.envbuild.template": TEMPLATE_VERSION,
         "org.envbuild.version": __version__,
@@ -234,7 +233,9 @@ def render(env: "Environment", lock: "Lock", base: "BaseImage", *, template: str
     user_managed = env.python.user_managed_dependencies
     conda = [] if user_managed else lock.conda
     pip = [] if user_managed else lock.pip
-    context: dict[str, ContextFile] = {"conda-lock.yml": ContextFile(data=lock.text.encode("utf-8"))}
+    # The lock file enters the build key by what it installs (lock.key), not by its text, whose metadata names the
+    # spec it was solved for: two specs that lock to the same packages share one image.
+    context: dict[str, ContextFile] = {"conda-lock.yml": ContextFile(data=lock.text.encode("utf-8"), sha256=lock.key)}
     if pip:
         context["pip/requirements.txt"] = _pip_context(pip)
     if conda:
@@ -259,7 +260,7 @@ def render(env: "Environment", lock: "Lock", base: "BaseImage", *, template: str
     environment, template_name = _template_environment(template)
     try:
         text = environment.get_template(template_name).render(
-            envbuild_version=__version__, template_version=TEMPLATE_VERSION, spec_key=lock.spec_key,
+            envbuild_version=__version__, template_version=TEMPLATE_VERSION,
             lock_key=lock.key, base_from=check_image_ref(base.from_ref),
             installer_from=check_image_ref(installer_from or base.from_ref, "installer image"),
             installer_requirements=_installer_requirements(*(("py-rattler", "uv") if conda else ("uv",))), prefix=PREFIX, pip_prefix=PIP_PREFIX,

@@ -77,6 +77,20 @@ def test_second_build_is_a_cache_hit_and_equivalent_specs_share_it(engine, home,
     assert list(entries) == [first["key"]] and entries[first["key"]]["hits"] == 2
 
 
+def test_different_specs_that_lock_to_the_same_packages_share_one_image(engine, home, tmp_path, conda_channel):
+    def spec(name: str, dependency: str):
+        path = write(tmp_path / name / "environment.yml",
+                     f"channels:\n  - {conda_channel.as_uri()}\ndependencies:\n  - {dependency}\n")
+        return envbuild.Environment.from_conda_specification(name, path)
+
+    exact, ranged = spec("exact", "hello-tool=1.0"), spec("ranged", "hello-tool>=1,<2")
+    assert exact.key != ranged.key
+    first = envbuild.build(exact)
+    second = envbuild.build(ranged)
+    assert second.lock_key == first.lock_key
+    assert (second.key, second.id) == (first.key, first.id) and second.cached is True
+
+
 def test_image_deleted_behind_the_cache_is_rebuilt_and_the_index_updated(engine, home, tmp_path):
     spec = write(tmp_path / "requirements.txt", "six\n")
     env = envbuild.Environment.from_pip_requirements("six", spec)
