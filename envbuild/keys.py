@@ -13,6 +13,7 @@ module is imported on the cache-hit path.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -183,6 +184,27 @@ _BRACKET_FIELD = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\[[^\]]*\]|[^,\]]*)')
 
 
 def canonical_conda_spec(spec: str, origin=None) -> str:
+    """One spelling per conda match spec (memoized: embedders key many specs that share most packages)."""
+    try:
+        return _canonical_conda_spec(spec.strip())
+    except SpecError as exc:
+        raise _located(exc, origin) from None
+
+
+def canonical_pip_requirement(requirement: str, origin=None) -> str:
+    """One spelling per PEP 508 requirement (memoized like canonical_conda_spec)."""
+    try:
+        return _canonical_pip_requirement(requirement.strip())
+    except SpecError as exc:
+        raise _located(exc, origin) from None
+
+
+def _located(error: SpecError, origin) -> SpecError:
+    return SpecError(error.what, where=str(origin) if origin else error.where, fix=error.fix)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _canonical_conda_spec(spec: str, origin=None) -> str:
     """One spelling per conda match spec.
 
     `NumPy <2,>=1.20` and `numpy>=1.20,<2` → `numpy <2,>=1.20`; `numpy=1.21` → `numpy 1.21.*`;
@@ -285,7 +307,8 @@ def canonical_pip_option(option: str) -> str:
     return f"{flag} {value}".strip()
 
 
-def canonical_pip_requirement(requirement: str, origin=None) -> str:
+@functools.lru_cache(maxsize=1 << 16)
+def _canonical_pip_requirement(requirement: str, origin=None) -> str:
     """One spelling per PEP 508 requirement.
 
     `Scikit_Learn[B,a]<2.0,>=1 ; python_version>"3"` → `scikit-learn[a,b]<2,>=1; python_version > "3"`;
