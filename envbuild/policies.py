@@ -34,7 +34,7 @@ def rebuild_value_per_byte(entry: Mapping) -> float:
     return (entry.get("build_seconds") or 0.0) * (1 + (entry.get("hits") or 0)) / max(entry.get("size") or 0, 1)
 
 
-def _sort_key(policy: str, key: str, entry: Mapping) -> tuple:
+def eviction_rank(policy: str, key: str, entry: Mapping) -> tuple:
     if policy == "lru":
         return (last_used(entry), key)
     if policy == "lfu":
@@ -46,7 +46,7 @@ def _sort_key(policy: str, key: str, entry: Mapping) -> tuple:
 
 def eviction_order(entries: Mapping[str, Mapping], policy: str) -> list[str]:
     """Build keys of `entries` (build key → entry), the first to evict first."""
-    return sorted(entries, key=lambda key: _sort_key(policy, key, entries[key]))
+    return sorted(entries, key=lambda key: eviction_rank(policy, key, entries[key]))
 
 
 def choose_evictions(entries: Mapping[str, Mapping], policy: str, *, max_size: int | None = None,

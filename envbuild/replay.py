@@ -63,7 +63,7 @@ def replay(requests: Sequence[Request], capacity: int, policy: str, *, home: str
     """
     if policy not in policies.POLICIES:
         raise ValueError(f"unknown eviction policy {policy!r}: use one of {', '.join(policies.POLICIES)}")
-    rank_of = policies._sort_key  # the one definition of each policy's order, shared with gc
+    rank_of = policies.eviction_rank  # the one definition of each policy's order, shared with gc
     entries: dict[str, dict] = {}
     ranks: dict[str, tuple] = {}
     heap: list[tuple] = []

@@ -13,8 +13,15 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from tests.support.conda_channel import make_channel
+
+# CI runs the property tests with a fixed seed: a failure there is reproducible, never a flake. Locally they
+# explore new examples each run.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 DOCKER = "/usr/bin/docker" if os.path.exists("/usr/bin/docker") else (shutil.which("docker") or "docker")
 
