@@ -447,7 +447,11 @@ def _solve_pip(requirements: list[str], options: list[str], python_version: str,
         out = Path(tmp, "pylock.toml")
         cmd = [_uv_binary(), "pip", "compile", str(req_in), "--format", "pylock.toml", "-o", str(out),
                "--python-version", py, "--python-platform", target.uv_platform(glibc), "--quiet", "--no-header",
-               "--no-annotate"]
+               "--no-annotate",
+               # pip takes the best version across every index; uv by default stops at the first index that has
+               # the name, which silently picks e.g. PyPI's CUDA torch over the `+cpu` build of an extra index.
+               # requirements files are written for pip's behaviour.
+               "--index-strategy", "unsafe-best-match"]
         if cutoff:
             cmd += ["--exclude-newer", cutoff.strftime("%Y-%m-%dT%H:%M:%SZ")]
         for number, option in enumerate(options):
