@@ -21,6 +21,7 @@ import posixpath
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import xxhash
 
@@ -64,7 +65,7 @@ def canonical_form(env: Environment) -> dict:
         "key_format": KEY_FORMAT,
         "template": TEMPLATE_VERSION,
         "platform": normalize_platform(docker.platform),
-        "channels": _dedupe([url for c in deps.channels for url in expand_channel(c)]),
+        "channels": _dedupe([_keyed_channel(url, env) for c in deps.channels for url in expand_channel(c)]),
         "conda": sorted({canonical_conda_spec(s, deps.origins.get(s)) for s in deps.conda_packages},
                         key=_conda_sort_key),
         "pip": sorted({canonical_pip_requirement(r, deps.origins.get(r)) for r in deps.pip_packages}),
@@ -86,6 +87,19 @@ def canonical_form(env: Environment) -> dict:
 def _build_context_key(directory: str, dockerfile_path: str) -> str:
     dockerfile = posixpath.normpath(dockerfile_path)
     return f"{directory_digest(directory, dockerfile)}:{dockerfile}"
+
+
+def _keyed_channel(channel: str, env: Environment) -> str:
+    """A channel as it enters the key: a relative directory by where it is (two specs saying `./chan` beside
+    different files are different environments), and never a credential (a rotated token is the same channel)."""
+    if "://" not in channel and "${" not in channel:
+        from .resolver import channel_url
+
+        resolved = channel_url(channel, env)
+        if resolved.startswith("file://"):
+            return resolved
+        return re.sub(r"^t/[^/]+/", "", channel)  # an anaconda.org token: `t/<token>/name` is `name`
+    return public_url(channel)
 
 
 def _dedupe(items: list[str]) -> list[str]:
@@ -127,6 +141,29 @@ def expand_channel(channel: str) -> list[str]:
     if text in ("pkgs/main", "pkgs/r"):
         return [f"https://repo.anaconda.com/{text}"]
     return [text]
+
+def public_url(url: str) -> str:
+    """`url` without credentials: no user:password@, no anaconda.org `/t/<token>/` segment."""
+    parts = urlsplit(url)
+    netloc = parts.netloc.rpartition("@")[2]
+    path = re.sub(r"/t/[^/]+/", "/", parts.path)
+    return urlunsplit((parts.scheme, netloc, path, parts.query, parts.fragment))
+
+
+def channel_identity(url: str, platforms: list[str]) -> list:
+    """A local channel by the size and mtime of its repodata files (re-indexing it is a change); a remote one
+    by its URL without credentials (a rotated token is the same channel)."""
+    if not url.startswith("file://"):
+        return [public_url(url)]
+    root = Path(unquote(urlsplit(url).path))
+    stamps = []
+    for subdir in [*platforms, "noarch"]:
+        try:
+            st = (root / subdir / "repodata.json").stat()
+            stamps.append([subdir, st.st_size, st.st_mtime_ns])
+        except OSError:
+            stamps.append([subdir, None])
+    return [url, stamps]
 
 
 def normalize_platform(platform: str) -> str:
@@ -295,15 +332,16 @@ def _conda_constraint(constraint: str) -> str:
 # pip
 
 
-def canonical_pip_option(option: str) -> str:
-    """`--index-url "https://x/simple/"` → `--index-url https://x/simple`.
+def canonical_pip_option(option: str, *, keep_credentials: bool = False) -> str:
+    """`--index-url "https://u:tok@x/simple/"` → `--index-url https://x/simple` (credentials kept only for the
+    solver, which needs them; a key never holds them, and a rotated token is the same index).
 
     Naming PyPI's own index is kept: it is not the same as naming none when PIP_INDEX_URL points elsewhere.
     """
     flag, _, value = option.partition(" ")
     value = value.strip().strip("'\"").strip()
     if flag in ("--index-url", "--extra-index-url", "--find-links"):
-        value = value.rstrip("/")
+        value = value.rstrip("/") if keep_credentials else public_url(value.rstrip("/"))
     return f"{flag} {value}".strip()
 
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Iterable
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from .errors import ResolveError, SpecError
-from .keys import digest, key_of, normalize_channel
+from .keys import channel_identity, digest, key_of, normalize_channel, public_url
 
 if TYPE_CHECKING:
     from .spec import Environment
@@ -199,12 +199,28 @@ def lock_request_key(env: "Environment", platforms: Iterable[str] | None = None,
     return key_of({
         "spec": env.key,
         "lock_file": digest(Path(lock_file).read_bytes()) if lock_file else None,
-        "channels": [_channel_identity(channel_url(c, env), wanted) for c in env.python.conda_dependencies.channels],
+        "channels": [channel_identity(channel_url(c, env), wanted) for c in env.python.conda_dependencies.channels],
         "platforms": wanted,
         "exclude_newer": (parse_exclude_newer(exclude_newer).isoformat() if exclude_newer else None),
         "python": python_version,
         "glibc": glibc,
     })
+
+
+def solver_channels(env: "Environment") -> list[str]:
+    """The channels as written (credentials and `${VAR}`s included), in priority order: the key sees them without
+    credentials, the solver needs them whole."""
+    from .keys import expand_channel
+
+    return list(dict.fromkeys(url for c in env.python.conda_dependencies.channels for url in expand_channel(c)))
+
+
+def solver_pip_options(env: "Environment") -> list[str]:
+    """pip options as written, credentials included (the key strips them), normalized and without duplicates."""
+    from .keys import canonical_pip_option
+
+    options = env.python.conda_dependencies.pip_options
+    return list(dict.fromkeys(canonical_pip_option(o, keep_credentials=True) for o in options))
 
 
 def channel_url(channel: str, env: "Environment | None" = None) -> str:
@@ -225,26 +241,8 @@ def channel_url(channel: str, env: "Environment | None" = None) -> str:
     return f"https://conda.anaconda.org/{channel}"
 
 
-def _channel_identity(url: str, platforms: list[str]) -> list:
-    if not url.startswith("file://"):
-        return [public_url(url)]  # a rotated token is the same channel
-    root = Path(unquote(urlsplit(url).path))
-    stamps = []
-    for subdir in [*platforms, "noarch"]:
-        try:
-            st = (root / subdir / "repodata.json").stat()
-            stamps.append([subdir, st.st_size, st.st_mtime_ns])
-        except OSError:
-            stamps.append([subdir, None])
-    return [url, stamps]
 
 
-def public_url(url: str) -> str:
-    """`url` without credentials: no user:password@, no anaconda.org `/t/<token>/` segment."""
-    parts = urlsplit(url)
-    netloc = parts.netloc.rpartition("@")[2]
-    path = re.sub(r"/t/[^/]+/", "/", parts.path)
-    return urlunsplit((parts.scheme, netloc, path, parts.query, parts.fragment))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -269,7 +267,7 @@ def resolve_platforms(env: "Environment", platforms: Iterable[str] | None = None
     canonical = env.canonical()
     spec_key = env.key
     per_platform = {p: _solve_platform(env, canonical, p, python_version, glibc, cutoff) for p in wanted}
-    channels = [channel_url(c, env) for c in canonical["channels"]]
+    channels = [channel_url(c, env) for c in solver_channels(env)]
     content_hash = {p: key_of({"spec": spec_key, "platform": p}) for p in wanted}
     locks = []
     for p, (packages, python) in per_platform.items():
@@ -289,7 +287,7 @@ def _solve_platform(env: "Environment", canonical: dict, platform: str, python_v
         return [], python_version
     packages: list[LockedPackage] = []
     if deps.conda_packages:
-        packages = _solve_conda(canonical["conda"], canonical["channels"], platform, env, glibc, cutoff)
+        packages = _solve_conda(canonical["conda"], solver_channels(env), platform, env, glibc, cutoff)
     conda_python = next((p.version for p in packages if p.name == "python"), None)
     if deps.conda_packages and deps.pip_packages and not conda_python:
         raise ResolveError("pip packages need a Python, and the conda packages bring none",
@@ -299,7 +297,7 @@ def _solve_platform(env: "Environment", canonical: dict, platform: str, python_v
         if not target_python:
             raise ResolveError("cannot tell which Python the pip packages are for",
                                fix="add a `python` conda dependency or use a base image that has Python")
-        packages += _solve_pip(canonical["pip"], canonical["pip_options"], target_python, platform,
+        packages += _solve_pip(canonical["pip"], solver_pip_options(env), target_python, platform,
                                glibc or DEFAULT_GLIBC, cutoff)
     return packages, target_python
 
@@ -365,7 +363,7 @@ def _shared_gateway(channels: list[str], platforms: list[str]):
         # here). A short pause at exit lets them finish: 0 crashes in 200 runs with it.
         atexit.register(time.sleep, 0.05)
     for url in channels:
-        identity = _channel_identity(url, platforms)
+        identity = channel_identity(url, platforms)
         if url in _gateway_channels and _gateway_channels[url] != identity:
             _gateway.clear_repodata_cache(rattler.Channel(url))
         _gateway_channels[url] = identity
@@ -629,7 +627,7 @@ def read_lock_set(path: str | os.PathLike, platforms: list[str] | None = None) -
             if not (d.hash.sha256 or (d.manager == "conda" and d.hash.md5)):
                 raise SpecError(f"package {d.name} {d.version} ({platform}) has no sha256 or md5 hash",
                                 where=str(file), fix=fix)
-            packages.append(LockedPackage(manager=d.manager, name=d.name, version=d.version, url=d.url,
+            packages.append(LockedPackage(manager=d.manager, name=d.name, version=d.version, url=public_url(d.url),
                                           sha256=d.hash.sha256 or "", md5=d.hash.md5, build=d.build))
         python = next((p.version for p in packages if p.manager == "conda" and p.name == "python"), None)
         content_hash = parsed.metadata.content_hash.get(platform, "")

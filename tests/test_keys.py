@@ -511,3 +511,30 @@ def test_what_dockerignore_keeps_out_of_the_build_does_not_count(tmp_path):
     assert env.key == original
     write(tmp_path / "ctx" / "pkg" / "app.py", "print(2)\n")
     assert env.key != original
+
+
+def test_relative_local_channels_are_keyed_by_where_they_are(tmp_path):
+    keys = []
+    for project in ("a", "b"):
+        (tmp_path / project / "chan").mkdir(parents=True)
+        spec = write(tmp_path / project / "environment.yml", "channels:\n  - ./chan\ndependencies:\n  - tool\n")
+        keys.append(Environment.from_file(spec).key)
+    assert keys[0] != keys[1]
+
+
+def test_credentials_never_enter_the_key_and_a_rotated_token_keeps_it(tmp_path):
+    def env(token: str, name: str) -> Environment:
+        return Environment.from_file(write(tmp_path / name / "environment.yml", f"""\
+channels:
+  - https://conda.anaconda.org/t/{token}/private
+  - https://me:{token}@conda.example.org/chan
+dependencies:
+  - tool
+  - pip:
+    - --extra-index-url https://me:{token}@pypi.example.org/simple
+    - six
+"""))
+
+    first, rotated = env("SECRET-1", "a"), env("SECRET-2", "b")
+    assert first.key == rotated.key
+    assert "SECRET" not in json.dumps(first.canonical())
