@@ -63,9 +63,16 @@ def _notify(on_progress: ProgressCallback | None, stage: str, message: str) -> N
         on_progress(stage, message)
 
 
-def request_key(spec_key: str, base_id: str, template_digest: str | None) -> str:
-    """What a build request is keyed by before locking: the spec, the exact base image, the template."""
-    return key_of({"spec": spec_key, "base": base_id, "template": template_digest})
+def request_key(spec_key: str, base_id: str, template_digest: str | None, local_channels=(),
+                platform: str = "linux-64") -> str:
+    """What a build request is keyed by before locking: the spec, the exact base image, the template, and the
+    current content of its local channels (re-indexing one must not serve the image of its old packages)."""
+    from .keys import channel_identity
+
+    value = {"spec": spec_key, "base": base_id, "template": template_digest}
+    if local_channels:
+        value["channels"] = [channel_identity(url, [platform]) for url in local_channels]
+    return key_of(value)
 
 
 def _template_digest(template) -> str | None:
@@ -119,7 +126,9 @@ def cached_build_for_file(path: str | os.PathLike, *, base_image: str | None = N
         base_id = engine.image_id(remembered["base_ref"])
         if base_id is None:
             return None
-        build_key = index.resolve_request(request_key(remembered["spec_key"], base_id, _template_digest(template)))
+        build_key = index.resolve_request(request_key(
+            remembered["spec_key"], base_id, _template_digest(template), remembered.get("local_channels", ()),
+            remembered.get("platform", "linux-64")))
         return _hit(index, engine, build_key, started)
     except (sqlite3.Error, LookupError) as exc:  # an index this reader cannot read: take the full path
         _log().debug("fast path skipped: %s", exc)
@@ -140,15 +149,32 @@ def _files_unchanged(files: dict[str, str]) -> bool:
         return False
 
 
-def _remember_file(index: Index, env, base_image: str | None, spec_key: str, base_ref: str) -> None:
+def _remember_file(index: Index, env, spec_key: str, base_ref: str, local_channels: list[str],
+                   platform: str) -> None:
+    """Remember that the bytes of env's spec file stand for `spec_key`, so the next build of that file skips parsing.
+
+    Only when they really do: an environment changed after it was loaded (API users may) is not its file. The
+    memo is keyed by the base image override (what `--base-image` says), not by an image the file names itself.
+    """
     if not env.source_files:
         return
+    from .errors import EnvbuildError
+    from .gpu import with_gpu_stack
+    from .spec import Environment
+
     main = Path(env.source_files[0])
     try:
+        as_written = Environment.from_file(main)
+        override = env.docker.base_image if env.docker.base_image != as_written.docker.base_image else None
+        if override:
+            as_written.docker.base_image = override
+        if with_gpu_stack(as_written).key != spec_key:
+            return
         files = {str(Path(p).resolve()): digest(Path(p).read_bytes()) for p in env.source_files[1:]}
-        index.memo_put(_memo_key(main, base_image), {"spec_key": spec_key, "base_ref": base_ref, "files": files})
-    except OSError:
-        pass
+        index.memo_put(_memo_key(main, override), {"spec_key": spec_key, "base_ref": base_ref, "files": files,
+                                                   "local_channels": local_channels, "platform": platform})
+    except (OSError, EnvbuildError):
+        return
 
 
 def lock(env, *, platform: str | None = None, platforms: list[str] | None = None, python_version: str | None = None,
@@ -258,9 +284,12 @@ def build(env, *, cache_dir=None, template=None, refresh_lock: bool = False, reb
     shared = configured(registry)
     try:
         base = base_for(env, engine, on_log)
-        requested = request_key(env.key, base.id, _template_digest(template))
-        _remember_file(index, env, env.docker.base_image, env.key, base.ref)
-        if not rebuild:
+        canonical = env.canonical()
+        spec_key = key_of(canonical)
+        local_channels = [c for c in canonical["channels"] if c.startswith("file://")]
+        requested = request_key(spec_key, base.id, _template_digest(template), local_channels, canonical["platform"])
+        _remember_file(index, env, spec_key, base.ref, local_channels, canonical["platform"])
+        if not (rebuild or refresh_lock):
             image = _hit(index, engine, index.resolve_request(requested), started)
             if image is None and shared is not None:
                 image = _pull(index, engine, shared, shared.request_ref(requested), None, started, on_progress, on_log)
@@ -287,7 +316,7 @@ def build(env, *, cache_dir=None, template=None, refresh_lock: bool = False, reb
                 elif image.source == "engine" and shared is not None and not shared.has(tag_of(image.key)):
                     image = _share(index, shared, image, requested, env.name, on_progress, on_log)
         index.remember_request(requested, image.key)
-        index.canonical_put(env.key, env.canonical())  # for `envbuild explain`
+        index.canonical_put(spec_key, canonical)  # for `envbuild explain`
         if image.source != "built":
             _notify(on_progress, "cache", f"{image.source}: {image.image}")
         return image

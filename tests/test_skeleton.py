@@ -154,3 +154,25 @@ def test_lock_writes_a_conda_lock_file_conda_lock_can_read(engine, home, tmp_pat
     parsed = parse_conda_lock_file(out)
     six = [p for p in parsed.package if p.name == "six"]
     assert six and six[0].manager == "pip" and len(six[0].hash.sha256) == 64
+
+
+def test_a_reindexed_local_channel_is_not_served_the_old_image(engine, home, tmp_path):
+    from tests.support.conda_channel import add_package, make_channel
+
+    channel = make_channel(tmp_path / "channel")
+    spec = write(tmp_path / "environment.yml",
+                 f"channels:\n  - {channel.as_uri()}\ndependencies:\n  - libgreet\n")
+    before = json.loads(cli("build", str(spec), "--json", "-q").stdout)
+    add_package(channel, "libgreet", "3.0")  # the same spec now resolves to a newer package
+    after = json.loads(cli("build", str(spec), "--json", "-q").stdout)
+    assert after["lock_key"] != before["lock_key"] and after["id"] != before["id"]
+    assert run_in(after["image"], "cat", "/opt/env/share/libgreet/VERSION") == "3.0"
+
+
+def test_an_environment_changed_after_loading_does_not_stand_for_its_file(engine, home, tmp_path):
+    spec = write(tmp_path / "requirements.txt", "six\n")
+    changed = envbuild.Environment.from_pip_requirements("six", spec)
+    changed.environment_variables["ONLY_IN_THE_API"] = "1"
+    envbuild.build(changed)
+    from_file = json.loads(cli("build", str(spec), "--json", "-q").stdout)
+    assert run_in(from_file["image"], "sh", "-c", "echo ${ONLY_IN_THE_API:-unset}") == "unset"
