@@ -178,7 +178,8 @@ def _load_extension(document: YamlDocument, extension: dict, env: Environment) -
         env.source_files.append(str(dockerfile))
     elif extension.get("base_dockerfile"):
         docker.base_dockerfile = str(extension["base_dockerfile"])
-        env.source_files.append(docker.base_dockerfile)
+        if Path(docker.base_dockerfile).is_file():  # a path, not the Dockerfile's text
+            env.source_files.append(docker.base_dockerfile)
     for option in extension.get("pip_options") or []:
         env.python.conda_dependencies.set_pip_option(str(option))
     env.environment_variables.update(document.string_map(document.child(node, "environment_variables"),

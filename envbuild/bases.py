@@ -194,7 +194,8 @@ def build_user_base(env: "Environment", engine: Engine, *,
     docker = env.docker
     if docker.build_context is not None:
         context = Path(docker.build_context)
-        content = {"context": directory_digest(context), "dockerfile": docker.dockerfile_path}
+        # The Dockerfile path matters: .dockerignore may exclude it, and the digest must still see its edits.
+        content = {"context": directory_digest(context, docker.dockerfile_path), "dockerfile": docker.dockerfile_path}
         if not (context / docker.dockerfile_path).is_file():
             raise SpecError(f"build context {context} has no {docker.dockerfile_path}",
                             fix="put the Dockerfile in the build context, or set docker.dockerfile_path")

@@ -89,6 +89,16 @@ def _engine_runtimes() -> set[str]:
     return set((json.loads(body).get("Runtimes") or {}) if status == 200 else ())
 
 
+def _csv_field(*fields: str) -> str:
+    """docker's --mount value is one CSV record: quote each field, so a comma in a path stays in the path."""
+    import csv
+    import io
+
+    out = io.StringIO()
+    csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="").writerow(fields)
+    return out.getvalue()
+
+
 def mount_point(workdir: Path, mount_at: str | None = None) -> str:
     """Where the working directory appears in the container."""
     if mount_at:
@@ -110,7 +120,7 @@ def docker_command(image: str, command: Sequence[str], *, workdir: Path, mount_a
     """The `docker run` command line for `command` in `image` (pure: no engine needed to compute it)."""
     target = mount_point(workdir, mount_at)
     cmd = [docker or docker_cli(), "run", "--rm", "--label", "org.envbuild.run=1",
-           "--mount", f"type=bind,source={workdir},target={target}", "-w", target]
+           "--mount", _csv_field("type=bind", f"source={workdir}", f"target={target}"), "-w", target]
     if shm_size:
         cmd += ["--shm-size", shm_size]
     if gpus:

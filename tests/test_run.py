@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import csv
 import subprocess
 import sys
 from pathlib import Path
@@ -48,11 +49,19 @@ def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 # -- the command line, without an engine --------------------------------------------------------------------------
 
 
+def test_a_comma_in_the_working_directory_stays_in_the_path(tmp_path):
+    workdir = tmp_path / "a,readonly"
+    cmd = runner.docker_command("img:1", ["true"], workdir=workdir, docker="docker")
+    assert next(csv.reader([cmd[cmd.index("--mount") + 1]])) == [
+        "type=bind", f"source={workdir}", f"target={cmd[cmd.index('-w') + 1]}"]
+
+
 def test_docker_command_mounts_the_working_directory_and_applies_options(tmp_path):
     cmd = runner.docker_command("img:1", ["python", "x.py"], workdir=tmp_path, shm_size="2g", gpus=True,
                                 environment={"B": "2", "A": "1"}, docker="docker")
     assert cmd[:3] == ["docker", "run", "--rm"]
-    assert f"type=bind,source={tmp_path},target={tmp_path}" in cmd
+    mount = next(csv.reader([cmd[cmd.index("--mount") + 1]]))  # docker reads the value as one CSV record
+    assert mount == ["type=bind", f"source={tmp_path}", f"target={tmp_path}"]
     assert cmd[cmd.index("-w") + 1] == str(tmp_path)
     assert cmd[cmd.index("--shm-size") + 1] == "2g"
     assert cmd[cmd.index("--gpus") + 1] == "all"
