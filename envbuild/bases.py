@@ -110,7 +110,7 @@ def debootstrap_root(tag: str, suite: str = "bookworm") -> None:
         raise BuildError(
             f"no base image: {UPSTREAM_ROOT} cannot be pulled and debootstrap cannot run here",
             fix="make a registry reachable, or install debootstrap and run as root, "
-                f"or pass a local base image with --base-image",
+                "or pass a local base image with --base-image",
         )
     with tempfile.TemporaryDirectory(prefix="envbuild-rootfs-") as tmp:
         root = Path(tmp, suite)

@@ -241,7 +241,7 @@ def _located(error: SpecError, origin) -> SpecError:
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def _canonical_conda_spec(spec: str, origin=None) -> str:
+def _canonical_conda_spec(spec: str) -> str:
     """One spelling per conda match spec.
 
     `NumPy <2,>=1.20` and `numpy>=1.20,<2` → `numpy <2,>=1.20`; `numpy=1.21` → `numpy 1.21.*`;
@@ -258,11 +258,11 @@ def _canonical_conda_spec(spec: str, origin=None) -> str:
     # rattler's own errors, and pyo3's PanicException (a BaseException) on odd input
     except BaseException as exc:  # noqa: BLE001
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SpecError(f"invalid conda match spec {spec.strip()!r}: {reason}", where=str(origin) if origin else None,
+        raise SpecError(f"invalid conda match spec {spec.strip()!r}: {reason}",
                         fix="write a conda match spec such as `numpy>=1.24,<2`, `numpy=1.26` or "
                             "`conda-forge::numpy 1.26.* py311*`") from None
     if match.name is None:
-        raise SpecError(f"conda match spec {spec.strip()!r} names no package", where=str(origin) if origin else None,
+        raise SpecError(f"conda match spec {spec.strip()!r} names no package",
                         fix="start the spec with the package name")
     fields = {}
     if "[" in canonical:
@@ -285,7 +285,6 @@ def _canonical_conda_spec(spec: str, origin=None) -> str:
         raise
     except BaseException:  # noqa: BLE001  (as above)
         raise SpecError(f"conda match spec {spec.strip()!r} cannot be written back in conda's syntax (as {out!r})",
-                        where=str(origin) if origin else None,
                         fix="remove quotes and unusual characters from the version and build parts") from None
     return out
 
@@ -346,7 +345,7 @@ def canonical_pip_option(option: str, *, keep_credentials: bool = False) -> str:
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def _canonical_pip_requirement(requirement: str, origin=None) -> str:
+def _canonical_pip_requirement(requirement: str) -> str:
     """One spelling per PEP 508 requirement.
 
     `Scikit_Learn[B,a]<2.0,>=1 ; python_version>"3"` → `scikit-learn[a,b]<2,>=1; python_version > "3"`;
@@ -355,13 +354,13 @@ def _canonical_pip_requirement(requirement: str, origin=None) -> str:
     from packaging.requirements import InvalidRequirement, Requirement
     from packaging.utils import canonicalize_name
 
-    text = _named_url_requirement(requirement.strip(), origin)
+    text = _named_url_requirement(requirement.strip())
     if _VCS_OR_URL.match(text):
-        return _nameless_url_requirement(text, origin)
+        return _nameless_url_requirement(text)
     try:
         req = Requirement(text)
     except InvalidRequirement as exc:
-        raise SpecError(f"invalid requirement {requirement.strip()!r}: {exc}", where=str(origin) if origin else None,
+        raise SpecError(f"invalid requirement {requirement.strip()!r}: {exc}",
                         fix="write a PEP 508 requirement, e.g. `numpy>=1.24,<2` or `name @ https://...`") from None
     out = canonicalize_name(req.name)
     if req.extras:
@@ -376,7 +375,6 @@ def _canonical_pip_requirement(requirement: str, origin=None) -> str:
         Requirement(out)  # the resolver receives this spelling: it must parse back
     except InvalidRequirement:
         raise SpecError(f"requirement {requirement.strip()!r} cannot be written back as PEP 508 (as {out!r})",
-                        where=str(origin) if origin else None,
                         fix="write it as `name`, `name<spec>` or `name @ URL` with a valid project name") from None
     return out
 
@@ -384,7 +382,7 @@ def _canonical_pip_requirement(requirement: str, origin=None) -> str:
 _VCS_OR_URL = re.compile(r"^(git|hg|svn|bzr)\+|^(https?|file)://")
 
 
-def _named_url_requirement(text: str, origin) -> str:
+def _named_url_requirement(text: str) -> str:
     """pip's name-less URL forms (`git+URL#egg=name`, `https://.../name-1.0-py3-none-any.whl`) → `name @ URL`."""
     if not _VCS_OR_URL.match(text):
         return text
@@ -403,21 +401,21 @@ def _named_url_requirement(text: str, origin) -> str:
     return f"{name} @ {url}" + (f"; {marker.strip()}" if marker.strip() else "")
 
 
-def _nameless_url_requirement(text: str, origin) -> str:
+def _nameless_url_requirement(text: str) -> str:
     """`git+https://host/repo.git` with no name anywhere: keyed by its URL (the URL says what gets built)."""
     from packaging.markers import InvalidMarker, Marker
 
     url, _, marker = text.partition(";")
     url = _without_egg(url.strip())
     if re.search(r"\s", url):
-        raise SpecError(f"invalid URL requirement {text!r}", where=str(origin) if origin else None,
+        raise SpecError(f"invalid URL requirement {text!r}",
                         fix="write it as `name @ URL` with a URL without spaces")
     if not marker.strip():
         return url
     try:
         return f"{url}; {Marker(marker.strip())}"
     except InvalidMarker as exc:
-        raise SpecError(f"invalid environment marker in {text!r}: {exc}", where=str(origin) if origin else None,
+        raise SpecError(f"invalid environment marker in {text!r}: {exc}",
                         fix='write a PEP 508 marker, e.g. `; python_version >= "3.10"`') from None
 
 

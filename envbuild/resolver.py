@@ -19,7 +19,6 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
-from urllib.parse import unquote, urlsplit, urlunsplit
 
 from .errors import ResolveError, SpecError
 from .keys import channel_identity, digest, key_of, normalize_channel, public_url
@@ -204,7 +203,13 @@ def lock_request_key(env: "Environment", platforms: Iterable[str] | None = None,
         "exclude_newer": (parse_exclude_newer(exclude_newer).isoformat() if exclude_newer else None),
         "python": python_version,
         "glibc": glibc,
+        # What else in the environment changes a solve: virtual-package overrides and pip's index variables.
+        "overrides": {name: os.environ[name] for name in sorted(_SOLVE_VARIABLES) if name in os.environ},
     })
+
+
+_SOLVE_VARIABLES = {"CONDA_OVERRIDE_CUDA", "CONDA_OVERRIDE_GLIBC", "CONDA_OVERRIDE_OSX", "PIP_INDEX_URL",
+                    "PIP_EXTRA_INDEX_URL"}
 
 
 def solver_channels(env: "Environment") -> list[str]:
@@ -291,7 +296,8 @@ def _solve_platform(env: "Environment", canonical: dict, platform: str, python_v
     conda_python = next((p.version for p in packages if p.name == "python"), None)
     if deps.conda_packages and deps.pip_packages and not conda_python:
         raise ResolveError("pip packages need a Python, and the conda packages bring none",
-                           where=_first_origin(env), fix="add `python=3.11` (or another version) to the conda dependencies")
+                           where=_first_origin(env),
+                           fix="add `python=3.11` (or another version) to the conda dependencies")
     target_python = conda_python or python_version
     if deps.pip_packages:
         if not target_python:
@@ -532,12 +538,21 @@ def _pick_file(pkg: dict, target_tags: list[str], py: str, platform: str) -> Loc
         score = min((rank[str(t)] for t in wheel_tags if str(t) in rank), default=None)
         if score is not None and (best is None or score < best[0]):
             best = (score, wheel)
+    if "vcs" in pkg or "archive" in pkg or "directory" in pkg:
+        raise ResolveError(f"{pkg['name']} comes from a VCS URL, archive or directory, which envbuild cannot lock "
+                           "to a file and a sha256 yet",
+                           fix="publish it to an index, or pin a wheel URL: "
+                               "`name @ https://.../name-1.0-py3-none-any.whl`")
     chosen = best[1] if best else pkg.get("sdist")
     if chosen is None:
         raise ResolveError(f"{pkg['name']} {pkg.get('version')} has no file for Python {py} on {platform}",
                            fix="pin a version that publishes a compatible wheel or an sdist")
+    sha256 = (chosen.get("hashes") or {}).get("sha256")
+    if not sha256:
+        raise ResolveError(f"the index gives no sha256 for {public_url(chosen['url'])}",
+                           fix="use an index that publishes hashes (PEP 503 #sha256= fragments)")
     return LockedPackage(manager="pip", name=pkg["name"], version=str(pkg.get("version", "")),
-                         url=public_url(chosen["url"]), sha256=chosen["hashes"]["sha256"])
+                         url=public_url(chosen["url"]), sha256=sha256)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -380,3 +380,16 @@ def test_public_url_strips_every_kind_of_credential():
     assert (public_url("https://conda.anaconda.org/t/tk-123-abc/private/linux-64/a-1-0.conda")
             == "https://conda.anaconda.org/private/linux-64/a-1-0.conda")
     assert public_url("file:///srv/channel/noarch/a.conda") == "file:///srv/channel/noarch/a.conda"
+
+
+def test_variables_that_change_a_solve_change_the_lock_cache_key(tmp_path, monkeypatch):
+    from envbuild.resolver import lock_request_key
+
+    env = envbuild.Environment.from_file(write(tmp_path / "requirements.txt", "six\n"))
+    for name in ("CONDA_OVERRIDE_CUDA", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL"):
+        monkeypatch.delenv(name, raising=False)
+    plain = lock_request_key(env, python_version="3.11")
+    monkeypatch.setenv("CONDA_OVERRIDE_CUDA", "12.4")
+    with_cuda = lock_request_key(env, python_version="3.11")
+    monkeypatch.setenv("PIP_INDEX_URL", "https://mirror.example.org/simple")
+    assert len({plain, with_cuda, lock_request_key(env, python_version="3.11")}) == 3
