@@ -178,7 +178,7 @@ def _load_extension(document: YamlDocument, extension: dict, env: Environment) -
         env.source_files.append(str(dockerfile))
     elif extension.get("base_dockerfile"):
         docker.base_dockerfile = str(extension["base_dockerfile"])
-        if Path(docker.base_dockerfile).is_file():  # a path, not the Dockerfile's text
+        if docker.base_dockerfile_is_path:
             env.source_files.append(docker.base_dockerfile)
     for option in extension.get("pip_options") or []:
         env.python.conda_dependencies.set_pip_option(str(option))
@@ -224,7 +224,7 @@ def save_environment(env: Environment, directory: Path, overwrite: bool = False)
                        "user_managed_dependencies": env.python.user_managed_dependencies,
                        "interpreter_path": env.python.interpreter_path}
     if docker.base_dockerfile:
-        if "\n" not in docker.base_dockerfile and Path(docker.base_dockerfile).is_file():
+        if docker.base_dockerfile_is_path:
             extension["base_dockerfile"] = docker.base_dockerfile
         else:
             (directory / _DOCKERFILE_FILE).write_text(docker.base_dockerfile, encoding="utf-8")

@@ -200,9 +200,7 @@ def build_user_base(env: "Environment", engine: Engine, *,
             raise SpecError(f"build context {context} has no {docker.dockerfile_path}",
                             fix="put the Dockerfile in the build context, or set docker.dockerfile_path")
     else:
-        text = docker.base_dockerfile
-        if "\n" not in text and Path(text).is_file():  # Azure ML takes the text or a path to it
-            text = Path(text).read_text(encoding="utf-8")
+        text = docker.base_dockerfile_text()
         content = {"dockerfile": digest(text)}
     tag = f"{USER_BASE_REPOSITORY}:{tag_of(key_of(content))}"
     if engine.inspect_image(tag) is None:

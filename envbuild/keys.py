@@ -75,7 +75,7 @@ def canonical_form(env: Environment) -> dict:
         "lock_file": lock_file_digest(env.lock_file, docker.platform) if env.lock_file else None,
         "docker": {
             "base_image": normalize_image_reference(docker.base_image) if docker.base_image else None,
-            "base_dockerfile": digest(_dockerfile_text(docker.base_dockerfile)) if docker.base_dockerfile else None,
+            "base_dockerfile": digest(docker.base_dockerfile_text()) if docker.base_dockerfile else None,
             "build_context": _build_context_key(docker.build_context, docker.dockerfile_path)
             if docker.build_context else None,
             "gpu": bool(docker.gpu or docker.cuda),
@@ -199,13 +199,6 @@ def normalize_image_reference(reference: str) -> str:
     if ":" not in name.rpartition("/")[2]:
         name += ":latest"
     return name
-
-
-def _dockerfile_text(base_dockerfile: str) -> str:
-    # Azure ML accepts the Dockerfile's content or a path to it; key by content either way.
-    if "\n" not in base_dockerfile and Path(base_dockerfile).is_file():
-        return Path(base_dockerfile).read_text(encoding="utf-8")
-    return base_dockerfile
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -142,6 +142,18 @@ class DockerSection:
 
     # The Azure ML SDK's spellings.
     @property
+    def base_dockerfile_is_path(self) -> bool:
+        """Azure ML takes a Dockerfile's text or a path to it: one line naming an existing file is a path."""
+        value = self.base_dockerfile
+        return bool(value) and "\n" not in value and Path(value).is_file()
+
+    def base_dockerfile_text(self) -> str | None:
+        """The base Dockerfile's content, whether the spec gave the text or a path to it."""
+        if self.base_dockerfile_is_path:
+            return Path(self.base_dockerfile).read_text(encoding="utf-8")
+        return self.base_dockerfile
+
+    @property
     def gpu_support(self) -> bool:
         return self.gpu
 
