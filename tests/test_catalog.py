@@ -288,17 +288,23 @@ def test_curated_references_resolve_and_ship_a_dockerfile():
 
 def test_shipped_dockerfiles_were_rendered_from_the_shipped_definitions_and_locks():
     """Edit a curated definition without re-running envbuild/curated/render_curated.py and this fails."""
+    import yaml
+
+    from envbuild.keys import key_of
     from envbuild.resolver import read_lock
 
     for name in catalog.curated_names():
         folder = catalog.curated_path(f"curated:{name}")
         header = dict(line[2:].split(" ", 1) for line in (folder / "Dockerfile").read_text().splitlines()[:3]
-                      if line.startswith(("# spec ", "# lock ")))
+                      if line.startswith("# lock "))
         if not (folder / "conda-lock.yml").exists():
             assert "NOT locked" in (folder / "Dockerfile").read_text()  # written by hand, and says why
             continue
-        assert header == {"spec": catalog.load_curated(f"curated:{name}").key,
-                          "lock": read_lock(folder / "conda-lock.yml").key}, name
+        # The Dockerfile was rendered from this lock, and the lock was solved for this definition.
+        assert header == {"lock": read_lock(folder / "conda-lock.yml").key}, name
+        solved_for = yaml.safe_load((folder / "conda-lock.yml").read_text())["metadata"]["content_hash"]
+        spec_key = catalog.load_curated(f"curated:{name}").key
+        assert solved_for == {p: key_of({"spec": spec_key, "platform": p}) for p in solved_for}, name
 
 
 def test_curated_environment_registers_and_diffs_like_any_spec(home):
