@@ -26,7 +26,7 @@ _EXPORTS = {
     "LockSet": "envbuild.resolver",
     "BuildPlan": "envbuild.renderer",
     "Catalog": "envbuild.catalog",
-    "load_curated": "envbuild.catalog",
+    "load_curated": "envbuild.curated",
     "RunResult": "envbuild.runner",
 }
 

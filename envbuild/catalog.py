@@ -9,9 +9,8 @@ its full definition, and every image built from it with its lock, so a version c
 Concurrency: each write is one `BEGIN IMMEDIATE` transaction (SQLite's write lock, waited for), and
 (name, version) is the primary key, so two processes registering under one name get consecutive versions.
 
-Curated environments ship with envbuild under envbuild/curated/NAME/VERSION/ (a `save_to_directory` folder: Azure
-ML environment.yaml + conda.yaml, with the rendered Dockerfile and its lock) and are referenced as
-``curated:NAME:VERSION`` or ``curated:NAME@latest`` (see `load_curated`).
+Curated environments (envbuild.curated) ship with envbuild and need no catalog; envbuild.references resolves every
+kind of reference, catalog versions included.
 """
 
 from __future__ import annotations
@@ -31,11 +30,9 @@ from pathlib import Path
 
 from . import config
 from .errors import CatalogError, SpecError
-from .spec import ENVIRONMENT_FILE, Environment
+from .spec import Environment
 
 CATALOG_FILE = "catalog.sqlite"
-CURATED = Path(__file__).resolve().parent / "curated"
-CURATED_PREFIX = "curated:"
 # Azure ML: "For environments, only description and tags can be updated."
 MUTABLE_FIELDS = ("description", "tags")
 # Stored in their own columns (mutable or given by the catalog), never in the immutable definition.
@@ -187,7 +184,7 @@ def _plain(value):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# References: NAME, NAME:VERSION, NAME@latest, curated:NAME[:VERSION|@latest]
+# Versions of a name: NAME, NAME:VERSION, NAME@latest (curated environments name theirs the same way)
 
 
 def parse_ref(ref: str) -> tuple[str, int | None]:
@@ -200,7 +197,7 @@ def parse_ref(ref: str) -> tuple[str, int | None]:
         version = None if raw == "latest" else _version_number(raw, ref)
     else:
         name, version = text, None
-    _check_name(name)
+    check_name(name)
     return name, version
 
 
@@ -214,7 +211,7 @@ def _version_number(raw, ref) -> int:
     return number
 
 
-def _check_name(name: str) -> str:
+def check_name(name: str) -> str:
     if not _NAME.match(name or ""):
         raise CatalogError(f"invalid environment name {name!r}",
                            fix="use letters, digits, '.', '_' and '-' (starting with a letter or digit)")
@@ -291,7 +288,7 @@ class Catalog:
         An explicit `env.version` that exists must hold the same definition (versions are immutable); one that
         does not exist yet is created as given. A relative build context is stored as an absolute path.
         """
-        name = _check_name(name or env.name)
+        name = check_name(name or env.name)
         key = env.key
         stored = to_dict(env, metadata=False)
         if env.docker.build_context:  # keyed by content, found by path: a version must work from any directory
@@ -329,7 +326,7 @@ class Catalog:
     # -- read ----------------------------------------------------------------------------------------------------
     def entry(self, name: str, version: int | str | None = None) -> Entry:
         """The record of `name` at `version` (None or "latest": the newest not archived; a number: exactly it)."""
-        _check_name(name)
+        check_name(name)
         if version in (None, "latest"):
             row = self._db.execute("SELECT * FROM versions WHERE name = ? AND NOT archived "
                                    "ORDER BY version DESC LIMIT 1", (name,)).fetchone()
@@ -358,13 +355,13 @@ class Catalog:
                 f"WHERE w.name = v.name {hidden}) ORDER BY name").fetchall()
         else:
             rows = self._db.execute(f"SELECT * FROM versions WHERE name = ? {hidden} ORDER BY version DESC",
-                                    (_check_name(name),)).fetchall()
+                                    (check_name(name),)).fetchall()
         return [self._entry(row) for row in rows]
 
     def history(self, name: str) -> tuple[list[Entry], list[dict]]:
         """Every version of `name` (archived included, oldest first) and every recorded action on it."""
         rows = self._db.execute("SELECT * FROM versions WHERE name = ? ORDER BY version",
-                                (_check_name(name),)).fetchall()
+                                (check_name(name),)).fetchall()
         if not rows:
             raise CatalogError(f"no environment named {name!r} in the catalog ({self.path})",
                                fix="`envbuild env list` shows the registered names")
@@ -493,70 +490,7 @@ def record_build(name: str, version: int | str, image, lock=None, *, home=None) 
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Curated environments
-
-
-def curated_versions(name: str) -> "list[int]":
-    folder = CURATED / _check_name(name)
-    if not folder.is_dir():
-        return []
-    return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit() and (p / ENVIRONMENT_FILE).is_file())
-
-
-def curated_names() -> "list[str]":
-    if not CURATED.is_dir():
-        return []
-    return sorted(p.name for p in CURATED.iterdir() if p.is_dir() and curated_versions(p.name))
-
-
-def curated_path(ref: str) -> Path:
-    """The folder of a curated environment: `curated:NAME:VERSION`, `curated:NAME@latest` or `curated:NAME`."""
-    text = ref[len(CURATED_PREFIX):] if ref.startswith(CURATED_PREFIX) else ref
-    name, version = parse_ref(text)
-    versions = curated_versions(name)
-    if not versions:
-        raise CatalogError(f"no curated environment named {name!r}",
-                           fix=f"curated environments: {', '.join(curated_names()) or 'none'}")
-    chosen = versions[-1] if version is None else version
-    if chosen not in versions:
-        raise CatalogError(f"curated environment {name} has no version {chosen}",
-                           fix=f"versions: {', '.join(str(v) for v in versions)} (or @latest)")
-    return CURATED / name / str(chosen)
-
-
-def load_curated(ref: str) -> Environment:
-    """The Environment of a curated reference (`curated:NAME:VERSION` or `curated:NAME@latest`)."""
-    folder = curated_path(ref)
-    env = Environment.load_from_directory(folder)
-    env.name, env.version = folder.parent.name, folder.name  # the folder is the reference, whatever the file says
-    return env
-
-
-def is_curated(ref: str) -> bool:
-    return ref.startswith(CURATED_PREFIX)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Anything that names an environment
-
-
-def resolve(ref: str, *, home=None) -> tuple[Environment, Entry | None]:
-    """A spec file or directory, `curated:NAME[:VERSION]` or a catalog `NAME[:VERSION]` → (Environment, catalog
-    entry or None)."""
-    if is_curated(ref) or Path(ref).exists():
-        return Environment.from_file(ref), None  # spec files, saved directories and curated references
-    try:
-        name, version = parse_ref(ref)
-    except CatalogError:
-        raise CatalogError(f"{ref!r} is neither a spec file nor an environment reference",
-                           fix="pass a spec file, NAME[:VERSION] from `envbuild env list`, or curated:NAME[:VERSION]") \
-            from None
-    with Catalog(home) as catalog:
-        try:
-            entry = catalog.entry(name, version)
-        except CatalogError as exc:
-            raise CatalogError(f"{ref!r} is not a spec file, and {exc.what}", fix=exc.fix) from None
-    return entry.environment, entry
+# Building a registered version
 
 
 def check_unchanged(env: Environment, entry: Entry) -> None:

@@ -475,7 +475,7 @@ def lock_file_digest(path: str | Path, platform: str) -> str:
 
     Comments, ordering, metadata and other platforms' packages do not change the image, so they do not count.
     """
-    from .spec import read_lock_file
+    from .lockfile import lock_file_packages
 
-    packages = read_lock_file(Path(path), platform)
+    packages = lock_file_packages(Path(path), platform)
     return digest(json.dumps(packages, sort_keys=True, separators=(",", ":")))

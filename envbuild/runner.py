@@ -232,9 +232,9 @@ def run_ref(ref: str, command: Sequence[str] | str, *, cache_dir=None, on_progre
         image = cached_build_for_file(ref, cache_dir=cache_dir)
         if image is not None:
             return run_image(image, command, **options)
-    from . import catalog
+    from . import catalog, references
 
-    env, entry = catalog.resolve(ref, home=cache_dir)
+    env, entry = references.resolve(ref, home=cache_dir)
     if entry is None:
         return run(env, command, cache_dir=cache_dir, on_progress=on_progress, on_log=on_log, **options)
     catalog.check_unchanged(env, entry)

@@ -74,9 +74,9 @@ def read(path: str | Path) -> list[Request]:
 
 def _key_of_spec(spec: Path, seen: dict[str, str]) -> str:
     if str(spec) not in seen:
-        from .spec import Environment
+        from .references import load
 
-        seen[str(spec)] = Environment.from_file(spec).key
+        seen[str(spec)] = load(spec).key
     return seen[str(spec)]
 
 

@@ -12,7 +12,7 @@ import textwrap
 
 import pytest
 
-from envbuild import catalog
+from envbuild import catalog, curated
 from envbuild.catalog import Catalog
 from envbuild.errors import CatalogError
 from envbuild.spec import Environment
@@ -267,23 +267,23 @@ variables:
 
 
 def test_curated_references_resolve_and_ship_a_dockerfile():
-    names = catalog.curated_names()
+    names = curated.curated_names()
     assert {"python-minimal", "sklearn", "pytorch-cpu", "pytorch-gpu"} <= set(names)
     for name in names:
-        latest = catalog.load_curated(f"curated:{name}@latest")
-        versions = catalog.curated_versions(name)
-        assert latest == catalog.load_curated(f"curated:{name}:{versions[-1]}") == catalog.load_curated(
+        latest = curated.load_curated(f"curated:{name}@latest")
+        versions = curated.curated_versions(name)
+        assert latest == curated.load_curated(f"curated:{name}:{versions[-1]}") == curated.load_curated(
             f"curated:{name}")
         assert (latest.name, latest.version) == (name, str(versions[-1]))
         assert latest.description
-        folder = catalog.curated_path(f"curated:{name}")
+        folder = curated.curated_path(f"curated:{name}")
         assert (folder / "Dockerfile").read_text().startswith("#")
-    gpu = catalog.load_curated("curated:pytorch-gpu@latest")
+    gpu = curated.load_curated("curated:pytorch-gpu@latest")
     assert gpu.docker.gpu and gpu.docker.cuda
     with pytest.raises(CatalogError, match="no curated environment named 'nope'"):
-        catalog.load_curated("curated:nope:1")
+        curated.load_curated("curated:nope:1")
     with pytest.raises(CatalogError, match="has no version 99"):
-        catalog.load_curated("curated:python-minimal:99")
+        curated.load_curated("curated:python-minimal:99")
 
 
 def test_shipped_dockerfiles_were_rendered_from_the_shipped_definitions_and_locks():
@@ -293,8 +293,8 @@ def test_shipped_dockerfiles_were_rendered_from_the_shipped_definitions_and_lock
     from envbuild.keys import key_of
     from envbuild.resolver import read_lock
 
-    for name in catalog.curated_names():
-        folder = catalog.curated_path(f"curated:{name}")
+    for name in curated.curated_names():
+        folder = curated.curated_path(f"curated:{name}")
         header = dict(line[2:].split(" ", 1) for line in (folder / "Dockerfile").read_text().splitlines()[:3]
                       if line.startswith("# lock "))
         if not (folder / "conda-lock.yml").exists():
@@ -303,13 +303,13 @@ def test_shipped_dockerfiles_were_rendered_from_the_shipped_definitions_and_lock
         # The Dockerfile was rendered from this lock, and the lock was solved for this definition.
         assert header == {"lock": read_lock(folder / "conda-lock.yml").key}, name
         solved_for = yaml.safe_load((folder / "conda-lock.yml").read_text())["metadata"]["content_hash"]
-        spec_key = catalog.load_curated(f"curated:{name}").key
+        spec_key = curated.load_curated(f"curated:{name}").key
         assert solved_for == {p: key_of({"spec": spec_key, "platform": p}) for p in solved_for}, name
 
 
 def test_curated_environment_registers_and_diffs_like_any_spec(home):
     assert json.loads(cli("env", "create", "--file", "curated:sklearn@latest", "--json").stdout)["version"] == 1
-    assert catalog.get("sklearn") == catalog.load_curated("curated:sklearn@latest")
+    assert catalog.get("sklearn") == curated.load_curated("curated:sklearn@latest")
     assert "same canonical form" in cli("diff", "curated:sklearn@latest", "sklearn:1").stdout
     listed = json.loads(cli("env", "list", "--curated", "--json").stdout)
     assert "curated:python-minimal:1" in {row["ref"] for row in listed}
@@ -329,13 +329,13 @@ def test_curated_files_ship_as_package_data(tmp_path):
                            "--build-lib", str(tmp_path / "lib")], cwd=project, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     shipped = tmp_path / "lib" / "envbuild" / "curated"
-    files = [p.relative_to(catalog.CURATED) for p in catalog.CURATED.rglob("*") if p.is_file()
+    files = [p.relative_to(curated.CURATED) for p in curated.CURATED.rglob("*") if p.is_file()
              and "__pycache__" not in p.parts]
-    for name in catalog.curated_names():
-        for version in catalog.curated_versions(name):
+    for name in curated.curated_names():
+        for version in curated.curated_versions(name):
             assert {"environment.yaml", "Dockerfile"} <= {f.name for f in files if f.parts[:2] == (name, str(version))}
     for file in files:
-        assert (shipped / file).read_bytes() == (catalog.CURATED / file).read_bytes()
+        assert (shipped / file).read_bytes() == (curated.CURATED / file).read_bytes()
 
 
 def test_any_catalog_version_round_trips_through_save_and_load_directory(home, tmp_path):

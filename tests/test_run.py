@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from envbuild import catalog, runner
+from envbuild import curated, runner
 from envbuild.cache import Index
 from envbuild.errors import EnvbuildError
 from envbuild.resolver import read_lock
@@ -86,8 +86,8 @@ def test_gpu_images_are_known_by_the_cuda_label_the_renderer_gives_them():
     from envbuild.renderer import render
 
     for name, gpu in (("pytorch-gpu", True), ("sklearn", False)):
-        env = with_gpu_stack(catalog.load_curated(f"curated:{name}@latest"))
-        lock = read_lock(catalog.curated_path(f"curated:{name}") / "conda-lock.yml")
+        env = with_gpu_stack(curated.load_curated(f"curated:{name}@latest"))
+        lock = read_lock(curated.curated_path(f"curated:{name}") / "conda-lock.yml")
         base = BaseImage(ref="base:nominal", id="nominal", python_version="3.11", glibc="2.36", from_ref="base:nominal")
         assert (f"{runner.GPU_LABEL}=" in render(env, lock, base).dockerfile) is gpu
 

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from envbuild import references
 from envbuild.errors import EnvbuildError, SpecError
 from envbuild.spec import CondaDependencies, Environment
 from tests.conftest import write
@@ -368,7 +369,7 @@ def test_existing_conda_environment_by_name(tmp_path, monkeypatch):
 
 
 def test_docker_image_is_user_managed_unless_packages_are_given(tmp_path):
-    assert Environment.from_file("docker://python:3.11") == Environment.from_docker_image("image", "python:3.11")
+    assert references.load("docker://python:3.11") == Environment.from_docker_image("image", "python:3.11")
     env = Environment.from_docker_image("img", "python:3.11")
     assert env.python.user_managed_dependencies and env.docker.base_image == "python:3.11"
     assert env.canonical()["docker"]["base_image"] == "docker.io/library/python:3.11"
@@ -437,15 +438,9 @@ def test_conda_lock_file_is_keyed_by_what_it_installs(tmp_path):
     assert Environment.from_file(write(tmp_path / "e" / "conda-lock.yml", dev_only)).key != key
 
 
-def test_curated_references_go_to_the_catalog():
+def test_curated_references_go_to_the_references_module():
     try:
-        from envbuild.catalog import load_curated  # noqa: F401  (engineer F's module)
-    except ImportError:
-        with pytest.raises(SpecError, match="curated environments are not available"):
-            Environment.from_file("curated:python-minimal")
-        return
-    try:
-        env = Environment.from_file("curated:python-minimal@latest")
+        env = references.load("curated:python-minimal@latest")
     except EnvbuildError as exc:
         pytest.skip(f"no curated python-minimal here: {exc.what}")
     assert env.name == "python-minimal" and env.key.startswith("v1:")

@@ -18,9 +18,9 @@ def add_spec(parser: argparse.ArgumentParser) -> None:
 
 
 def load_spec(args):
-    from ..spec import Environment
+    from ..references import load
 
-    env = Environment.from_file(args.spec, name=args.name)
+    env = load(args.spec, name=args.name)
     if args.base_image:
         env.docker.base_image = args.base_image
     return env

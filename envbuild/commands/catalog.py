@@ -114,9 +114,9 @@ def _pairs(items: list[str], what: str) -> dict[str, str]:
 
 def cmd_create(args) -> int:
     from .. import catalog
-    from ..spec import Environment
+    from ..references import load
 
-    env = Environment.from_file(args.file, name=args.name)
+    env = load(args.file, name=args.name)
     if args.name:
         env.name = args.name
     if args.version:
@@ -144,13 +144,13 @@ def cmd_create(args) -> int:
 
 
 def cmd_list(args) -> int:
-    from .. import catalog
+    from .. import catalog, curated
 
     if args.curated:
-        rows = [{"name": name, "versions": catalog.curated_versions(name),
-                 "ref": f"curated:{name}:{catalog.curated_versions(name)[-1]}",
-                 "description": catalog.load_curated(f"curated:{name}").description}
-                for name in catalog.curated_names()]
+        rows = [{"name": name, "versions": curated.curated_versions(name),
+                 "ref": f"curated:{name}:{curated.curated_versions(name)[-1]}",
+                 "description": curated.load_curated(f"curated:{name}").description}
+                for name in curated.curated_names()]
         if args.json:
             _print_json(rows)
         else:
@@ -262,11 +262,11 @@ def cmd_history(args) -> int:
 def cmd_diff(args) -> int:
     from dataclasses import asdict
 
-    from .. import catalog
     from ..explain import diff_canonical, format_differences
+    from ..references import resolve
 
-    old, _ = catalog.resolve(args.old, home=args.cache_dir)
-    new, _ = catalog.resolve(args.new, home=args.cache_dir)
+    old, _ = resolve(args.old, home=args.cache_dir)
+    new, _ = resolve(args.new, home=args.cache_dir)
     changes = diff_canonical(old.canonical(), new.canonical())
     # Metadata never reaches the key, but a reviewer of two versions wants to see it changed.
     metadata = diff_canonical({"description": old.description, "tags": old.tags},

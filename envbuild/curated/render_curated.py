@@ -3,7 +3,7 @@
     python envbuild/curated/render_curated.py [NAME ...]
 
 For every envbuild/curated/NAME/VERSION/ (the definition: environment.yaml + conda.yaml as
-`Environment.save_to_directory` writes them, read by `envbuild.catalog.load_curated`), lock it with envbuild's
+`Environment.save_to_directory` writes them, read by `envbuild.curated.load_curated`), lock it with envbuild's
 resolver and render it with envbuild's template into that folder: Dockerfile, conda-lock.yml and the context files
 the Dockerfile reads (pip/requirements.txt). The folder then builds as it is:
 `DOCKER_BUILDKIT=1 docker build envbuild/curated/NAME/VERSION`. CPU environments render on envbuild's default base
@@ -17,7 +17,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from envbuild import catalog
+from envbuild import curated
 from envbuild.errors import EnvbuildError
 from envbuild.spec import CONDA_FILE, ENVIRONMENT_FILE
 
@@ -29,7 +29,7 @@ def render_one(folder: Path) -> str:
     from envbuild.gpu import select_stack, wants_gpu
     from envbuild.renderer import render
 
-    env = catalog.load_curated(f"curated:{folder.parent.name}:{folder.name}")
+    env = curated.load_curated(f"curated:{folder.parent.name}:{folder.name}")
     if wants_gpu(env):
         stack = select_stack(env)
         tag = gpu_base_tag(stack)
@@ -49,9 +49,9 @@ def render_one(folder: Path) -> str:
 
 def main(names: list[str]) -> int:
     failed = 0
-    for name in names or catalog.curated_names():
-        for version in catalog.curated_versions(name):
-            folder = catalog.CURATED / name / str(version)
+    for name in names or curated.curated_names():
+        for version in curated.curated_versions(name):
+            folder = curated.CURATED / name / str(version)
             try:
                 print(f"curated:{name}:{version}: {render_one(folder)}")
             except EnvbuildError as exc:

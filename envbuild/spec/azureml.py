@@ -15,21 +15,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import SpecError
-from .spec import (
-    CONDA_FILE,
-    ENVIRONMENT_FILE,
-    Environment,
-    YamlDocument,
-    load_conda_file,
-    read_text,
-    read_yaml,
-    reject_placeholders,
-)
+from ..errors import SpecError
+from .conda_file import AZUREML_FIELDS, load_conda_file
+from .dockerfile import check_build_context, start_from_build_context
+from .source import YamlDocument, read_text, read_yaml, reject_placeholders
+
+# The files of a directory written by `Environment.save_to_directory`.
+ENVIRONMENT_FILE = "environment.yaml"
+CONDA_FILE = "conda.yaml"
 
 SCHEMA_URL = "https://azuremlschemas.azureedge.net/latest/environment.schema.json"
-# Fields only an Azure ML environment has: their presence tells such a file from a conda environment file.
-AZUREML_FIELDS = {"image", "conda_file", "build", "os_type", "inference_config"}
 _METADATA = {"$schema", "name", "version", "description", "tags", "properties", "datastore", "intellectual_property",
              "stage"}
 _EXTENSION = "envbuild"
@@ -38,7 +33,8 @@ _EXTENSION_FIELDS = {"platform", "gpu", "cuda", "user_managed_dependencies", "in
 _DOCKERFILE_FILE = "Dockerfile"
 
 
-def load_azureml_environment(path: Path, name: str | None = None, document: YamlDocument | None = None) -> Environment:
+def load_azureml_environment(path: Path, env, name: str | None = None, document: YamlDocument | None = None) -> None:
+    """Fill the empty Environment `env` from the Azure ML environment YAML at `path` (or its parsed `document`)."""
     document = document or read_yaml(path)
     data, root = document.data, document.node
     if not isinstance(data, dict):
@@ -65,7 +61,7 @@ def load_azureml_environment(path: Path, name: str | None = None, document: Yaml
     def text(key: str) -> str | None:
         return document.scalar_text(document.child(root, key)) if key in data else None
 
-    env = Environment(name=name or text("name") or path.stem)
+    env.name = name or text("name") or path.stem
     env.source_files.append(str(path))
     env.version = text("version") or None
     env.description = text("description")
@@ -80,10 +76,9 @@ def load_azureml_environment(path: Path, name: str | None = None, document: Yaml
     env.python.user_managed_dependencies = env.python.conda_dependencies.is_empty and not has_lock
     if extension:
         _load_extension(document, extension, env)
-    return env
 
 
-def load_inline_environment(document: YamlDocument, name: str | None = None) -> Environment:
+def load_inline_environment(document: YamlDocument, env, name: str | None = None) -> None:
     """The `environment:` of an Azure ML job, component or deployment YAML (paths relative to that file)."""
     value, node = document.data["environment"], document.child(document.node, "environment")
     if isinstance(value, str):
@@ -95,7 +90,7 @@ def load_inline_environment(document: YamlDocument, name: str | None = None) -> 
                         where=document.where(node), fix="write `environment:` with `image:` and `conda_file:` under it")
     inline = YamlDocument(document.path, document.text, value, node)
     name = name or value.get("name") or str(document.data.get("name") or "")
-    return load_azureml_environment(document.path, name=name, document=inline)
+    load_azureml_environment(document.path, env, name=name, document=inline)
 
 
 def _check_shape(document: YamlDocument, data: dict, uses_default_base: bool) -> None:
@@ -127,7 +122,7 @@ def _check_shape(document: YamlDocument, data: dict, uses_default_base: bool) ->
                         fix="use `os_type: linux`")
 
 
-def _load_build(document: YamlDocument, env: Environment) -> None:
+def _load_build(document: YamlDocument, env) -> None:
     build = document.data["build"]
     node = document.child(document.node, "build")
     if not isinstance(build, dict) or not build.get("path") or set(build) - {"path", "dockerfile_path"}:
@@ -140,13 +135,11 @@ def _load_build(document: YamlDocument, env: Environment) -> None:
                         fix="clone it and point build.path at the local directory")
     directory = (document.path.parent / location).resolve()
     dockerfile_path = str(build.get("dockerfile_path") or "Dockerfile")
-    built = Environment.from_build_context(env.name, directory, dockerfile_path)
-    env.docker.build_context = built.docker.build_context
-    env.docker.dockerfile_path = dockerfile_path
-    env.source_files.extend(built.source_files)
+    check_build_context(directory, dockerfile_path)
+    start_from_build_context(env, directory, dockerfile_path)
 
 
-def _load_conda_file(document: YamlDocument, env: Environment) -> None:
+def _load_conda_file(document: YamlDocument, env) -> None:
     value = document.data["conda_file"]
     node = document.child(document.node, "conda_file")
     if isinstance(value, dict):  # the schema also allows the conda environment inline
@@ -163,7 +156,7 @@ def _load_conda_file(document: YamlDocument, env: Environment) -> None:
     load_conda_file(conda_path, env)
 
 
-def _load_extension(document: YamlDocument, extension: dict, env: Environment) -> None:
+def _load_extension(document: YamlDocument, extension: dict, env) -> None:
     node = document.child(document.node, _EXTENSION)
     docker = env.docker
     docker.platform = str(extension.get("platform") or docker.platform)
@@ -189,7 +182,7 @@ def _load_extension(document: YamlDocument, extension: dict, env: Environment) -
         env.source_files.append(env.lock_file)
 
 
-def save_environment(env: Environment, directory: Path, overwrite: bool = False) -> None:
+def save_environment(env, directory: Path, overwrite: bool = False) -> None:
     import yaml
 
     if directory.exists() and any(directory.iterdir()) and not overwrite:

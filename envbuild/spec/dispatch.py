@@ -1,0 +1,94 @@
+"""Which loader reads a path: `Environment.from_file` for a spec file or a directory, told apart by name and content.
+
+Files: a Dockerfile by its name; YAML by its fields (a conda-lock file, an Azure ML environment, an Azure ML job
+with an inline `environment:`, a conda environment.yml); anything else is a pip requirements file. Directories: a
+conda prefix, a `save_to_directory` folder, a build context, or a project holding a spec file. Project files of
+other tools (pyproject.toml, Pipfile, ...) are refused with the command that exports them. The functions build the
+Environment through the class they are given (`cls`): the model imports this module, not the other way round.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import SpecError
+from ..lockfile import looks_like_lock_file
+from .azureml import ENVIRONMENT_FILE, load_azureml_environment, load_inline_environment
+from .conda_file import AZUREML_FIELDS, CONDA_FILE_KEYS, load_conda_file
+from .source import read_yaml
+
+# Files people point at that hold a project's dependencies in another tool's format.
+_PROJECT_FILES = {"pipfile", "setup.py", "setup.cfg", "pyproject.toml", "poetry.lock", "uv.lock", "pipfile.lock"}
+# Prefixes of references (envbuild.references resolves them): named in the error when one reaches a file loader.
+_REFERENCE_PREFIXES = ("curated:", "docker://")
+
+
+def load_file(cls, location: str | os.PathLike, name: str | None):
+    """The Environment (made with `cls`) of the spec file or directory at `location`."""
+    text = os.fspath(location)
+    if text.startswith(_REFERENCE_PREFIXES):
+        raise SpecError(f"{text} is a reference, not a file", fix="resolve it with envbuild.references.load (the "
+                        "command line does): it reads curated:NAME[:VERSION], docker://IMAGE and spec files")
+    path = Path(text)
+    if path.is_dir():
+        return _load_directory(cls, path, name)
+    if not path.is_file():
+        raise SpecError(f"{path}: no such file or directory", fix="check the path")
+    lowered = path.name.lower()
+    if lowered in _PROJECT_FILES or path.suffix.lower() in (".toml", ".py", ".cfg", ".json"):
+        raise SpecError(f"{path.name} describes a project, not an environment", where=str(path),
+                        fix="export its dependencies to a requirements file (e.g. `uv pip compile "
+                            f"{path.name} -o requirements.txt`) and load that")
+    if lowered in ("dockerfile", "containerfile") or lowered.startswith("dockerfile.") \
+            or lowered.endswith(".dockerfile"):
+        return cls.from_dockerfile(name or path.parent.name or "dockerfile", path)
+    if path.suffix.lower() in (".yml", ".yaml"):
+        return _load_yaml_spec(cls, path, name)
+    return cls.from_pip_requirements(name or path.stem, path)
+
+
+def _load_directory(cls, directory: Path, name: str | None):
+    if (directory / "conda-meta").is_dir():
+        return cls.from_conda_prefix(name or directory.name, directory)
+    if (directory / ENVIRONMENT_FILE).is_file():
+        return cls.from_file(directory / ENVIRONMENT_FILE, name)
+    if (directory / "Dockerfile").is_file():
+        return cls.from_build_context(name or directory.name, directory)
+    # A project directory: the spec file it is known by.
+    for file_name in ("environment.yml", "conda.yaml", "conda.yml", "requirements.txt"):
+        if (directory / file_name).is_file():
+            return cls.from_file(directory / file_name, name)
+    raise SpecError(f"{directory} is a directory with nothing envbuild can load", where=str(directory),
+                    fix="pass a spec file, a conda prefix (with conda-meta/), a build context (with a Dockerfile), "
+                        "a directory written by save_to_directory or one with environment.yml/requirements.txt")
+
+
+def _load_yaml_spec(cls, path: Path, name: str | None):
+    """environment.yml, Azure ML environment YAML or conda-lock.yml, told apart by their fields."""
+    if looks_like_lock_file(path):
+        return cls.from_lock_file(name or path.stem, path)
+    document = read_yaml(path)
+    data = document.data
+    if isinstance(data, dict):
+        if "package" in data and "metadata" in data:
+            return cls.from_lock_file(name or path.stem, path)
+        if "environment" in data and not set(data) & CONDA_FILE_KEYS - {"name"}:
+            env = cls()
+            load_inline_environment(document, env, name)
+            return env
+        if set(data) & AZUREML_FIELDS or "$schema" in data:
+            env = cls()
+            load_azureml_environment(path, env, name=name, document=document)
+            return env
+        if not set(data) & (CONDA_FILE_KEYS - {"name"}) and set(data) - {"name"}:
+            if data.get("type") == "environment" and "spec" in data:
+                raise SpecError("this is an azureml-assets asset descriptor, not an environment", where=f"{path}:1",
+                                fix=f"load the environment YAML it names (spec: {data['spec']}) once its "
+                                    "{{placeholders}} are rendered")
+            raise SpecError(f"not an environment spec: fields {', '.join(map(str, data))}", where=f"{path}:1",
+                            fix="pass a conda environment.yml (channels/dependencies), an Azure ML environment "
+                                "YAML (image/conda_file/build) or a conda-lock.yml")
+    env = cls(name=name or (data.get("name") if isinstance(data, dict) and data.get("name") else path.stem))
+    load_conda_file(path, env, document=document)
+    return env

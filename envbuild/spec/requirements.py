@@ -1,0 +1,145 @@
+"""pip requirements files: requirement lines, index options and `-r`/`-c` includes, each with its file and line.
+
+The same parser reads a requirements.txt and the `pip:` list of an environment.yml, so both accept the same lines
+and fail the same way. Options that change where packages come from are kept in order (they are priority);
+options that do not change what gets installed are dropped; anything that cannot go into an image (local paths,
+editable checkouts that are not VCS URLs) fails at its line.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import SpecError
+from .source import Origin, read_text
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RequirementLine:
+    """One logical line of a requirements file: a requirement (text) or an index option (option)."""
+
+    text: str | None
+    option: str | None
+    origin: Origin
+
+
+# Options that change where packages come from; kept (in order) because they change the result.
+_INDEX_OPTIONS = {
+    "-i": "--index-url", "--index-url": "--index-url", "--extra-index-url": "--extra-index-url",
+    "-f": "--find-links", "--find-links": "--find-links", "--no-index": "--no-index", "--pre": "--pre",
+    "--trusted-host": "--trusted-host", "--only-binary": "--only-binary", "--no-binary": "--no-binary",
+    "--prefer-binary": "--prefer-binary",
+}
+# Options that do not change which packages are installed: the lock pins and hashes everything anyway.
+_IGNORED_OPTIONS = {"--hash", "--use-feature", "--require-hashes", "--no-build-isolation", "--progress-bar",
+                    "--no-cache-dir", "--disable-pip-version-check", "--upgrade", "-U", "--use-pep517",
+                    "--no-use-pep517", "--upgrade-strategy"}
+
+
+def parse_requirements_file(path: Path, *, seen: set[str], files: list[str]) -> list[RequirementLine]:
+    resolved = str(path.resolve())
+    if resolved in seen:
+        raise SpecError(f"requirements include cycle: {path} is included again", where=str(path),
+                        fix="remove the `-r` line that includes a file already being read")
+    if not path.is_file():
+        raise SpecError(f"requirements file {path} does not exist", where=str(path),
+                        fix="check the path (includes are relative to the including file)")
+    text = read_text(path)
+    files.append(str(path))
+    return parse_requirement_lines(text.splitlines(), origin_path=path, first_line=1,
+                                   seen=seen | {resolved}, files=files)
+
+
+def parse_requirement_lines(lines: list[str], *, origin_path: Path, first_line: int, seen: set[str],
+                            files: list[str]) -> list[RequirementLine]:
+    out: list[RequirementLine] = []
+    logical = ""
+    start = first_line
+    for offset, raw in enumerate(lines):
+        number = first_line + offset
+        if not logical:
+            start = number
+        line = raw.rstrip()
+        if line.endswith("\\"):
+            logical += line[:-1] + " "
+            continue
+        logical += line
+        text, logical = _strip_comment(logical).strip(), ""
+        if text:
+            out.extend(_parse_one(text, Origin(str(origin_path), start), seen, files))
+    if logical.strip():
+        text = _strip_comment(logical).strip()
+        if text:
+            out.extend(_parse_one(text, Origin(str(origin_path), start), seen, files))
+    return out
+
+
+def _strip_comment(line: str) -> str:
+    # pip: a comment starts at '#' at line start or after whitespace (URL fragments like #egg= stay).
+    match = re.search(r"(^|\s)#", line)
+    return line[: match.start()] if match else line
+
+
+def _parse_one(text: str, origin: Origin, seen: set[str], files: list[str]) -> list[RequirementLine]:
+    if text == "@EXPLICIT":
+        raise SpecError("this is a conda explicit lock file, not a requirements file", where=str(origin),
+                        fix="lock to a conda-lock.yml (`conda-lock lock` or `envbuild lock`) and load that")
+    if text.startswith("-"):
+        parts = re.split(r"[\s=]+", text, maxsplit=1)
+        flag, value = parts[0], (parts[1].strip().strip("'\"") if len(parts) > 1 else "")
+        if flag in ("-r", "--requirement", "-c", "--constraint"):
+            if not value:
+                raise SpecError(f"{flag} needs a file name", where=str(origin), fix=f"write `{flag} other.txt`")
+            included = Path(origin.path).parent / value
+            if not included.is_file():
+                raise SpecError(f"included requirements file {value} does not exist", where=str(origin),
+                                fix=f"check the path: it is read relative to {Path(origin.path).parent}")
+            lines = parse_requirements_file(included, seen=seen, files=files)
+            if flag in ("-c", "--constraint"):
+                return [RequirementLine(None, f"--constraint {r.text}", r.origin) for r in lines if r.text]
+            return lines
+        if flag in ("-e", "--editable"):
+            if not re.match(r"^(git|hg|svn|bzr)\+[a-z]+://", value):
+                raise SpecError(f"editable requirement {value!r} cannot go into an image: only a VCS URL "
+                                "(git+https://...) can be installed there", where=str(origin),
+                                fix="build a wheel, or use a pinned VCS URL (`name @ git+https://...@<commit>`)")
+            # An editable checkout of a VCS URL installs the same code as a regular install of it.
+            log.info("%s: `%s` installed from the VCS URL, not in editable mode", origin, text)
+            text = value
+        elif flag in _INDEX_OPTIONS:
+            return [RequirementLine(None, f"{_INDEX_OPTIONS[flag]} {value}".strip(), origin)]
+        elif flag in _IGNORED_OPTIONS:
+            return []
+        else:
+            raise SpecError(f"unknown pip option {flag!r}", where=str(origin),
+                            fix="remove it, or use one of -r, -c, --index-url, --extra-index-url, --find-links, --pre")
+    # Per-requirement hash options are checked by the lock's own hashes; the requirement itself stays.
+    text = re.sub(r"\s--hash[=\s]\S+", "", text).strip()
+    _validate_requirement(text, origin)
+    return [RequirementLine(text, None, origin)]
+
+
+def _validate_requirement(text: str, origin: Origin) -> None:
+    from ..keys import canonical_pip_requirement
+
+    if re.match(r"^(\.{0,2}/|~|[A-Za-z]:\\)", text) or text.startswith("file:") or re.search(r"@\s*file:", text):
+        raise SpecError(f"local path requirement {text!r} is not reproducible in an image", where=str(origin),
+                        fix="publish it to an index or reference a pinned URL with a name: `name @ https://...`")
+    canonical_pip_requirement(text, origin)
+
+
+
+def add_requirements(env, lines: list[RequirementLine]) -> None:
+    """Add parsed lines to `env`'s pip packages (with their origins) and pip options, in order, once each."""
+    deps = env.python.conda_dependencies
+    for req in lines:
+        if req.option:
+            deps.set_pip_option(req.option)
+        elif req.text not in deps.pip_packages:
+            deps.pip_packages.append(req.text)
+            deps.origins[req.text] = req.origin
