@@ -83,11 +83,14 @@ def _size_mb(tag: str) -> float:
 
 
 def _remove(tags: list[str]) -> None:
-    import subprocess
+    from envbuild.engine import Engine
 
-    from envbuild.builder import find_docker_cli
-
-    subprocess.run([find_docker_cli().path, "rmi", *tags], capture_output=True)
+    engine = Engine()
+    try:
+        for tag in tags:
+            engine.remove(tag)
+    finally:
+        engine.close()
 
 
 def run(quick: bool) -> list[dict]:

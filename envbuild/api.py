@@ -362,9 +362,6 @@ def _found_on_engine(index: Index, engine: Engine, plan, env, started: float, so
 
 def _pull(index: Index, engine: Engine, shared, ref: str, plan, started: float, on_progress, on_log) -> Image | None:
     """Pull `ref` from the shared registry if it is there (one manifest HEAD first), tag it locally, index it."""
-    import subprocess
-
-    from .builder import find_docker_cli
     from .errors import CacheError
     from .renderer import IMAGE_REPOSITORY
 
@@ -383,9 +380,8 @@ def _pull(index: Index, engine: Engine, shared, ref: str, plan, started: float, 
         _log().warning("registry image %s does not carry the expected build key: ignoring it", ref)
         return None
     local = f"{IMAGE_REPOSITORY}:{tag_of(build_key)}"
-    docker = find_docker_cli().path
-    subprocess.run([docker, "tag", ref, local], check=True, capture_output=True)
-    subprocess.run([docker, "rmi", "--no-prune", ref], capture_output=True)
+    engine.tag(ref, local)
+    engine.remove(ref, prune=False)
     manifest_digest = next((d.split("@", 1)[1] for d in record.get("RepoDigests") or []
                             if d.startswith(shared.location + "@")), None)
     spec_key, lock_key = labels.get("org.envbuild.spec-key", ""), labels.get("org.envbuild.lock-key", "")

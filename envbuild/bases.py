@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from .engine import Engine
-from .errors import BuildError, SpecError
+from .errors import BuildError, EngineError, SpecError
 from .keys import digest, key_of, tag_of
 
 if TYPE_CHECKING:
@@ -93,12 +93,16 @@ def ensure_default_base(engine: Engine, on_log: Callable[[str], None] | None = N
 
 def ensure_root_image(engine: Engine) -> None:
     """A Debian bookworm root image under ROOT_IMAGE: pulled where a registry answers, else debootstrapped."""
+    from .engine import cli
+
     if engine.inspect_image(ROOT_IMAGE) is not None:
         return
-    docker = shutil.which("docker") or "docker"
-    pulled = subprocess.run([docker, "pull", UPSTREAM_ROOT], capture_output=True, text=True)
-    if pulled.returncode == 0:
-        subprocess.run([docker, "tag", UPSTREAM_ROOT, ROOT_IMAGE], check=True)
+    try:
+        cli.pull(UPSTREAM_ROOT)
+    except EngineError:
+        pass
+    else:
+        engine.tag(UPSTREAM_ROOT, ROOT_IMAGE)
         return
     log.info("no registry answered for %s; making %s with debootstrap", UPSTREAM_ROOT, ROOT_IMAGE)
     debootstrap_root(ROOT_IMAGE)
@@ -118,27 +122,31 @@ def debootstrap_root(tag: str, suite: str = "bookworm") -> None:
         if done.returncode != 0:
             raise BuildError(f"debootstrap {suite} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}",
                              fix="check that the Debian mirror is reachable")
+        from .engine import cli
+
         tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
-        imported = subprocess.run([shutil.which("docker") or "docker", "import", "-", tag], stdin=tar.stdout,
-                                  capture_output=True, text=True)
-        tar.wait()
-        if imported.returncode != 0:
-            raise BuildError(f"docker import of the {suite} root failed: {imported.stderr.strip()}")
+        try:
+            cli.import_root(tar.stdout, tag)
+        finally:
+            tar.wait()
 
 
 def _pull(ref: str) -> None:
-    done = subprocess.run([shutil.which("docker") or "docker", "pull", ref], capture_output=True, text=True)
-    if done.returncode != 0:
-        raise BuildError(f"base image {ref} is not on this engine and cannot be pulled: {done.stderr.strip()}",
-                         fix="build or load the image locally, or check the registry and the image name")
+    from .engine import cli
+
+    try:
+        cli.pull(ref)
+    except EngineError as exc:
+        raise BuildError(f"base image {ref} is not on this engine and cannot be pulled: {exc.what}",
+                         fix="build or load the image locally, or check the registry and the image name") from None
 
 
 def _probe_python(ref: str) -> str | None:
-    done = subprocess.run(
-        [shutil.which("docker") or "docker", "run", "--rm", "--entrypoint", "", ref, "sh", "-c",
-         "python3 -c 'import sys; print(\"%d.%d\" % sys.version_info[:2])' 2>/dev/null || true"],
-        capture_output=True, text=True)
-    version = done.stdout.strip()
+    from .engine import cli
+
+    version = cli.docker(["run", "--rm", "--entrypoint", "", ref, "sh", "-c",
+                          "python3 -c 'import sys; print(\"%d.%d\" % sys.version_info[:2])' 2>/dev/null || true"],
+                         what=f"run python3 in {ref}", check=False).strip()
     return version or None
 
 

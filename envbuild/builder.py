@@ -7,9 +7,11 @@ tokens), so the builder looks for a docker CLI that can use it, in this order:
 2. a docker CLI before 23, whose built-in builder is BuildKit when ``DOCKER_BUILDKIT=1``;
 3. the docker SDK's classic builder, last: it cannot mount caches or secrets, so envbuild renders a plainer
    Dockerfile for it and says so (a logged warning, and `Builder.limitations` in every result).
-``ENVBUILD_DOCKER`` names the docker CLI to use; ``ENVBUILD_BUILDER=buildx|buildkit|classic`` forces a kind.
-``DOCKER_HOST`` points all of them at a remote engine. Logs stream line by line to a callback and are returned
-whole for the cache entry; a failure names the failing step and shows its last lines.
+The candidate CLIs (``ENVBUILD_DOCKER``, else PATH) and the engine they build on (DOCKER_HOST with TLS, a docker
+context) come from the Docker adapter (engine/), the same engine the cache-hit path asks: a build never lands on an
+engine the next lookup does not see. ``ENVBUILD_BUILDER=buildx|buildkit|classic`` forces a kind. Logs stream line
+by line to a callback and are returned whole for the cache entry; a failure names the failing step and shows its
+last lines.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import shutil
 import subprocess
 import tempfile
 from collections import deque
@@ -25,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from .engine.cli import cli_environment, docker_clis
+from .engine.endpoint import current_endpoint
 from .errors import BuildError
 
 log = logging.getLogger(__name__)
@@ -57,30 +60,20 @@ class Builder:
         return [self.path, "build"]
 
     def environment(self) -> dict:
-        env = dict(os.environ)
+        """The CLI's environment: pointed at the current engine, with BuildKit switched on where that takes a flag."""
+        env = cli_environment()
         if self.kind == "buildkit":
             env["DOCKER_BUILDKIT"] = "1"
         return env
 
 
-def _candidates() -> list[str]:
-    named = os.environ.get("ENVBUILD_DOCKER")
-    if named:
-        return [named]
-    found: list[str] = []
-    for directory in os.environ.get("PATH", "").split(os.pathsep):
-        candidate = shutil.which("docker", path=directory)
-        if candidate and os.path.realpath(candidate) not in {os.path.realpath(f) for f in found}:
-            found.append(candidate)
-    return found
-
-
 def _probe(path: str) -> Builder | None:
+    env = cli_environment()
     try:
-        if subprocess.run([path, "buildx", "version"], capture_output=True, timeout=20).returncode == 0:
+        if subprocess.run([path, "buildx", "version"], capture_output=True, timeout=20, env=env).returncode == 0:
             return Builder("buildx", path, os.environ.get("ENVBUILD_BUILDX_BUILDER") or None)
         version = subprocess.run([path, "version", "--format", "{{.Client.Version}}"], capture_output=True,
-                                 text=True, timeout=20).stdout.strip()
+                                 text=True, timeout=20, env=env).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         return None
     match = re.match(r"(\d+)\.", version)
@@ -104,7 +97,7 @@ def find_builder(kind: str | None = None) -> Builder:
 
 
 def _detect(kind: str | None) -> Builder:
-    candidates = _candidates()
+    candidates = docker_clis()
     if kind != "classic":
         for path in candidates:
             builder = _probe(path)
@@ -123,14 +116,6 @@ def _detect(kind: str | None) -> Builder:
     log.warning("%s the classic builder: %s", "using" if kind else "no BuildKit found, falling back to",
                 CLASSIC_LIMITATIONS)
     return Builder("classic", candidates[0] if candidates else None)
-
-
-def find_docker_cli() -> Builder:
-    """A docker CLI for plain commands (tag, push, pull): the builder's own, whatever its kind."""
-    builder = find_builder()
-    if builder.path is None:
-        raise BuildError("no docker CLI found", fix="install docker's CLI or point ENVBUILD_DOCKER at one")
-    return builder
 
 
 def build_image(context: Path, tag: str, *, dockerfile: str = "Dockerfile", labels: dict[str, str] | None = None,
@@ -193,7 +178,6 @@ def _die_with_parent() -> None:
 
 def _build_classic(context: Path, tag: str, dockerfile: str, labels, build_args, secrets,
                    on_log: LogCallback | None) -> tuple[str, str]:
-    import docker
     from docker.errors import APIError, DockerException
 
     if secrets:
@@ -201,7 +185,7 @@ def _build_classic(context: Path, tag: str, dockerfile: str, labels, build_args,
     lines: list[str] = []
     image_id = None
     try:
-        client = docker.APIClient(base_url=os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock")
+        client = current_endpoint().sdk_client()
         for chunk in client.build(path=str(context), dockerfile=dockerfile, tag=tag, labels=labels or {},
                                   buildargs=build_args or {}, rm=True, forcerm=True, decode=True):
             if "error" in chunk:

@@ -7,9 +7,10 @@ instead of building, and after a build it pushes. Two tags point at one image:
 - ``req-<tag of the request key>`` — what was asked for (spec + base + template), so another machine finds the
   image before solving, exactly like the local index does.
 Images carry BuildKit inline cache metadata, so a build that misses can still reuse layers of a related image
-through ``--cache-from``. Moving bytes (pull, push) goes through the docker CLI; the manifest HEAD uses the same
-credentials (`docker login`: the docker config's ``auths``, or its credential helper), so a private registry is a
-shared cache too.
+through ``--cache-from``. Moving bytes (pull, push) goes through the Docker adapter (engine/: the docker CLI, on
+the same engine the cache-hit path asks); the manifest HEAD uses the same credentials (`docker login`: the docker
+config's ``auths``, or its credential store or helper), read by the docker SDK's own ``docker.auth``, so a private
+registry is a shared cache too.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import json
 import logging
 import os
 import re
-import subprocess
 import urllib.parse
 import urllib.request
 from typing import Callable
@@ -116,47 +116,45 @@ class Registry:
 
     # -- moving images (docker CLI) ------------------------------------------------------------------------------
     def pull(self, ref: str, on_log: Callable[[str], None] | None = None) -> None:
-        _docker(["pull", ref], on_log, f"pull {ref}")
+        from .engine import cli
+
+        cli.pull(ref, on_log=on_log, error=CacheError, fix=_FIX)
 
     def push(self, local_ref: str, tags: list[str], on_log: Callable[[str], None] | None = None) -> str | None:
         """Push `local_ref` under each of `tags`; returns the manifest digest the registry reported."""
+        from .engine import Engine, cli
+
         pushed_digest = None
-        for tag in tags:
-            ref = self.ref(tag)
-            _docker(["tag", local_ref, ref], on_log, f"tag {ref}")
-            output = _docker(["push", ref], on_log, f"push {ref}")
-            found = re.search(r"digest: (sha256:[0-9a-f]{64})", output)
-            pushed_digest = pushed_digest or (found.group(1) if found else None)
-            # The registry keeps the image; the local extra tag would only clutter `docker images`.
-            _docker(["rmi", "--no-prune", ref], None, f"untag {ref}", check=False)
+        engine = Engine()
+        try:
+            for tag in tags:
+                ref = self.ref(tag)
+                engine.tag(local_ref, ref)
+                try:
+                    pushed_digest = cli.push(ref, on_log=on_log, error=CacheError, fix=_FIX) or pushed_digest
+                finally:
+                    # The registry keeps the image; the local extra tag would only clutter `docker images`.
+                    engine.remove(ref, prune=False)
+        finally:
+            engine.close()
         return pushed_digest
 
 
 def docker_credentials(host: str) -> tuple[str, str] | None:
-    """(user, secret) that `docker login HOST` stored: inline in the docker config's ``auths``, or in its credential
-    helper (``credHelpers`` for the host, else ``credsStore``). None when there are none."""
-    import base64
+    """(user, secret) that `docker login HOST` stored, found as the docker CLI finds them: the docker config
+    (DOCKER_CONFIG, else ~/.docker) names a credential helper for the host, a credential store, or holds them inline
+    under ``auths``. None when there are none, or only an identity token (which a HEAD cannot use: a miss)."""
+    import docker.auth
+    from docker.errors import DockerException
 
-    config_path = os.path.join(os.environ.get("DOCKER_CONFIG") or os.path.expanduser("~/.docker"), "config.json")
     try:
-        with open(config_path, encoding="utf-8") as file:
-            config = json.load(file)
-    except (OSError, ValueError):
+        found = docker.auth.resolve_authconfig(docker.auth.load_config(), registry=host) or {}
+    except DockerException as exc:
+        log.warning("docker credentials for %s unreadable (%s): asking without them", host, exc)
         return None
-    inline = ((config.get("auths") or {}).get(host) or {}).get("auth")
-    if inline:
-        user, _, secret = base64.b64decode(inline).decode().partition(":")
-        return user, secret
-    helper = (config.get("credHelpers") or {}).get(host) or config.get("credsStore")
-    if not helper:
-        return None
-    try:
-        done = subprocess.run([f"docker-credential-{helper}", "get"], input=host, capture_output=True, text=True,
-                              timeout=20)
-        stored = json.loads(done.stdout) if done.returncode == 0 else None
-    except (OSError, ValueError, subprocess.TimeoutExpired):
-        return None
-    return (stored["Username"], stored["Secret"]) if stored and stored.get("Secret") else None
+    # Inline entries come back as username/password, store and helper answers as Username/Password.
+    user, secret = found.get("username") or found.get("Username"), found.get("password") or found.get("Password")
+    return (user, secret) if user and secret else None
 
 
 class _NoErrors(urllib.request.HTTPErrorProcessor):
@@ -168,16 +166,4 @@ class _NoErrors(urllib.request.HTTPErrorProcessor):
     https_response = http_response
 
 
-def _docker(args: list[str], on_log, what: str, check: bool = True) -> str:
-    from .builder import find_docker_cli
-
-    cli = find_docker_cli()
-    done = subprocess.run([cli.path, *args], capture_output=True, text=True, env=cli.environment())
-    output = done.stdout + done.stderr
-    if on_log:
-        for line in output.splitlines():
-            on_log(line)
-    if check and done.returncode != 0:
-        raise CacheError(f"docker {what} failed: {output.strip()[-800:]}",
-                         fix="check the registry address, that it is running, and `docker login` for it")
-    return output
+_FIX = "check the registry address, that it is running, and `docker login` for it"

@@ -1,7 +1,8 @@
 """Run a command in an environment's image: build it if needed (through the cache), then `docker run`.
 
 The docker CLI runs the container (not the SDK) so that the command's stdin, stdout, stderr, signals and exit
-code pass straight through, exactly as if it ran on the host. The working directory is mounted into the
+code pass straight through, exactly as if it ran on the host; the Docker adapter (engine/) names the CLI and points
+it at the engine the image was built on. The working directory is mounted into the
 container (at the same path, so absolute paths in arguments keep working; at /workspace when the host path would
 shadow the image's own system directories) and is the container's working directory. GPU environments get
 `--gpus all` when the host has GPUs and a container runtime for them (GPU images are known by the CUDA label the
@@ -119,6 +120,8 @@ def docker_command(image: str, command: Sequence[str], *, workdir: Path, mount_a
                    docker: str | None = None) -> list[str]:
     """The `docker run` command line for `command` in `image` (pure: no engine needed to compute it)."""
     target = mount_point(workdir, mount_at)
+    from .engine.cli import docker_cli
+
     cmd = [docker or docker_cli(), "run", "--rm", "--label", "org.envbuild.run=1",
            "--mount", _csv_field("type=bind", f"source={workdir}", f"target={target}"), "-w", target]
     if shm_size:
@@ -136,14 +139,6 @@ def docker_command(image: str, command: Sequence[str], *, workdir: Path, mount_a
     for name, value in sorted((environment or {}).items()):
         cmd += ["-e", f"{name}={value}"]
     return cmd + [image, *command]
-
-
-def docker_cli() -> str:
-    """Any docker CLI runs containers (BuildKit is not needed here); ENVBUILD_DOCKER wins."""
-    found = os.environ.get("ENVBUILD_DOCKER") or shutil.which("docker")
-    if not found:
-        raise BuildError("no docker CLI found to run the container", fix="install docker (or set ENVBUILD_DOCKER)")
-    return found
 
 
 def host_user() -> str | None:
@@ -193,10 +188,13 @@ def run_image(image: "Image", command: Sequence[str] | str, *, workdir: str | os
                          shm_size=shm_size, gpus=use_gpus, environment=environment, interactive=interactive,
                          tty=tty, user=user if user is not None else host_user())
     log.debug("running %s", " ".join(cmd))
+    from .engine.cli import cli_environment
+
     if capture:
-        done = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace")
+        done = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
+                              env=cli_environment())
         return RunResult(done.returncode, done.stdout, done.stderr, image, tuple(argv))
-    done = subprocess.run(cmd, stdin=None if interactive else subprocess.DEVNULL)
+    done = subprocess.run(cmd, stdin=None if interactive else subprocess.DEVNULL, env=cli_environment())
     return RunResult(done.returncode, None, None, image, tuple(argv))
 
 
@@ -262,6 +260,7 @@ def lock_text(image: "Image", cache_dir=None) -> str | None:
         detail = index.detail_get(image.key) or {}
     if detail.get("lock"):
         return detail["lock"]
-    done = subprocess.run([docker_cli(), "run", "--rm", "--entrypoint", "cat", image.image, LOCK_PATH],
-                          capture_output=True, text=True)
-    return done.stdout if done.returncode == 0 and done.stdout else None
+    from .engine import cli
+
+    return cli.docker(["run", "--rm", "--entrypoint", "cat", image.image, LOCK_PATH], what="cat the lock",
+                      check=False) or None

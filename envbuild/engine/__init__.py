@@ -1,0 +1,16 @@
+"""The one Docker adapter: every call envbuild makes to a Docker Engine goes through this package.
+
+- `endpoint`: which engine (DOCKER_HOST with TLS, docker contexts, the local socket), decided once, and the
+  environment that points a docker CLI subprocess or the SDK at that same engine;
+- `client`: `Engine`, the small Engine API client of the cache-hit path (inspect, tag, remove);
+- `cli`: which docker CLI, and the calls that go through it (pull, push, save, load, import, run).
+Builds go through builder.py, which takes its CLI and its environment from here.
+
+The hit path imports this package, so its top level stays on socket, json and os (ssl and hashlib load only for
+TLS engines and docker contexts, the SDK only for the classic builder).
+"""
+
+from .client import Engine
+from .endpoint import Endpoint, current_endpoint
+
+__all__ = ["Engine", "Endpoint", "current_endpoint"]
