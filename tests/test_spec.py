@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -15,6 +13,7 @@ from hypothesis import strategies as st
 from envbuild.errors import EnvbuildError, SpecError
 from envbuild.spec import CondaDependencies, Environment
 from tests.conftest import write
+from tests.support.cli import cli
 
 
 def conda_env(tmp_path, text: str, name: str = "environment.yml") -> Environment:
@@ -151,8 +150,7 @@ def test_cyclic_includes_through_two_files(tmp_path):
 
 def test_the_cli_prints_errors_without_a_traceback(tmp_path):
     spec = write(tmp_path / "environment.yml", "channels: [x]\ndependencies:\n  - numpy>=>1\n")
-    result = subprocess.run([sys.executable, "-m", "envbuild", "key", str(spec)], capture_output=True, text=True,
-                            check=False)
+    result = cli("key", str(spec), check=False)
     assert result.returncode == SpecError.exit_code
     assert f"{spec}:3" in result.stderr and "fix:" in result.stderr
     assert "Traceback" not in result.stderr
