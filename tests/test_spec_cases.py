@@ -8,8 +8,9 @@ Each folder tests/specs/<kind>/<case>/ holds one input and what must come of it:
 - `error.txt`: fragments, one a line, that the error `envbuild canonical INPUT` prints must all contain (where,
   what); the error must also say the fix, with no traceback.
 
-A new input form is a new folder: no code (start it with an empty expected.json, see below). After a deliberate change of the canonical form, rewrite every
-expected.json with `UPDATE_GOLDEN=1 python3 -m pytest tests/test_spec_cases.py` and review the diff.
+A new input form is a new folder, no code: put the input and an empty expected.json in it and run
+`UPDATE_GOLDEN=1 python3 -m pytest tests/test_spec_cases.py`, which writes what envbuild prints; read it before
+committing. The same command rewrites every expected.json after a deliberate change of the canonical form.
 """
 
 from __future__ import annotations
