@@ -5,6 +5,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+python_side() {
+  python3 -m pip install -q --disable-pip-version-check -e ".[test]" 2>&1 | grep -v -E "^WARNING: (Running pip as|Location)" || true
+  python3 -c "import envbuild, docker, conda_lock, rattler, rattler_build" || { echo "setup: Python dependencies missing" >&2; exit 1; }
+}
+
+# --python: envbuild and its Python dependencies only, what the unit tier needs (scripts/test.sh --unit): no apt,
+# no engine.
+if [[ "${1:-}" == "--python" ]]; then
+  python_side
+  echo "setup: Python side ready"
+  exit 0
+fi
+
 need=()
 [[ -x /usr/bin/docker && -x /usr/sbin/dockerd || -x /usr/bin/dockerd ]] || need+=(docker.io)
 command -v debootstrap >/dev/null 2>&1 || [[ -x /usr/sbin/debootstrap ]] || need+=(debootstrap)
@@ -28,6 +41,5 @@ if ! "$docker_cli" info >/dev/null 2>&1; then
   "$docker_cli" info >/dev/null 2>&1 || { echo "setup: dockerd did not start; see /var/log/envbuild-dockerd.log" >&2; exit 1; }
 fi
 
-python3 -m pip install -q --disable-pip-version-check -e ".[test]" 2>&1 | grep -v -E "^WARNING: (Running pip as|Location)" || true
-python3 -c "import envbuild, docker, conda_lock, rattler, rattler_build" || { echo "setup: Python dependencies missing" >&2; exit 1; }
+python_side
 echo "setup: ready (engine: $("$docker_cli" version --format '{{.Server.Version}}'))"

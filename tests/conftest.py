@@ -30,6 +30,14 @@ def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run([DOCKER, *args], capture_output=True, text=True, check=check)
 
 
+def pytest_collection_modifyitems(items) -> None:
+    """A test that asks for the engine, itself or through one of its fixtures, is in the engine tier: `-m "not
+    engine"` (scripts/test.sh --unit) never starts one."""
+    for item in items:
+        if "engine" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.engine)
+
+
 def _engine_up() -> bool:
     return subprocess.run([DOCKER, "info"], capture_output=True).returncode == 0
 

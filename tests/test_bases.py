@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 from envbuild.bases import CPU_MPI_BASE, gpu_base_tag
 from envbuild.gpu import stack_for_cuda
 from tests.conftest import docker
+from tests.support.cli import cli
 
 pytestmark = pytest.mark.engine
 
 
 def base_build(*args: str) -> dict:
-    done = subprocess.run([sys.executable, "-m", "envbuild", "base", "build", "--json", "-q", *args],
-                          capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+    return json.loads(cli("base", "build", "--json", "-q", *args).stdout)
 
 
 def test_cpu_base_has_python_and_a_working_openmpi(engine):
@@ -41,6 +37,5 @@ def test_gpu_base_build_names_its_versions_and_is_not_rebuilt(engine):
 
 
 def test_an_unknown_cuda_is_refused_with_the_known_ones(engine):
-    done = subprocess.run([sys.executable, "-m", "envbuild", "base", "build", "--cuda", "10.2"],
-                          capture_output=True, text=True)
+    done = cli("base", "build", "--cuda", "10.2", check=False)
     assert done.returncode == 2 and "12.4" in done.stderr and "Traceback" not in done.stderr

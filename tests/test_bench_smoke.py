@@ -7,12 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 # P1 shares its module (bench_cache) with the engine benchmarks P2/P8; its run() takes `only` and skips them.
 NO_ENGINE = {"P1", "P3", "P5", "replay"}
 ENTRY_FIELDS = {"id", "name", "value", "unit", "baseline", "baseline_name", "ratio", "target", "details", "machine"}
 
 
+@pytest.mark.slow  # about 40 % of the unit tier's time
 def test_quick_run_prints_a_table_and_saves_json_and_plots(tmp_path):
     out = tmp_path / "results.json"
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--only",

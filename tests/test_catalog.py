@@ -17,13 +17,7 @@ from envbuild.catalog import Catalog
 from envbuild.errors import CatalogError
 from envbuild.spec import Environment
 from tests.conftest import write
-
-
-def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    done = subprocess.run([sys.executable, "-m", "envbuild", *args], capture_output=True, text=True)
-    if check and done.returncode != 0:
-        raise AssertionError(f"envbuild {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-    return done
+from tests.support.cli import cli
 
 
 def pip_env(name: str, *requirements: str, **variables: str) -> Environment:

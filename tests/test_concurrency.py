@@ -7,21 +7,21 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 
 from tests.conftest import write
-from tests.support.cache_helpers import cli_json, entries, remove_images, unique_template
+from tests.support.cache_helpers import entries, remove_images, unique_template
+from tests.support.cli import cli_json, command, environment
 
 pytestmark = pytest.mark.engine
 
 
 def start_build(spec, template, home, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "envbuild", "build", str(spec), "--template", str(template),
-                             "--json", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "ENVBUILD_HOME": str(home)})
+    return subprocess.Popen(command("build", str(spec), "--template", str(template), "--json", *extra),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=environment({"ENVBUILD_HOME": str(home)}))
 
 
 def test_four_processes_asking_at_once_get_one_build_and_the_same_image(engine, home, tmp_path):

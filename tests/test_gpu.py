@@ -3,14 +3,12 @@ wheels on the local Debian base with OpenMPI, checked without a GPU (libraries l
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from envbuild.errors import SpecError
 from envbuild.gpu import select_stack, stacks, with_gpu_stack
 from envbuild.spec import Environment
+from tests.support.cli import cli
 
 
 def gpu_env(*pip: str, conda: tuple[str, ...] = (), cuda: str | None = None) -> Environment:
@@ -87,15 +85,12 @@ def test_the_chosen_cuda_is_written_into_the_environment_so_the_solve_sees_it():
 def test_render_command_prints_a_gpu_dockerfile(tmp_path, engine, home):
     spec = tmp_path / "requirements.txt"
     spec.write_text("six==1.16.0\n")
-    done = subprocess.run([sys.executable, "-m", "envbuild", "render", str(spec), "--cuda", "12.4"],
-                          capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    done = cli("render", str(spec), "--cuda", "12.4")
     assert "FROM envbuild/gpu:cuda12.4.127-cudnn9.1.0.70-nccl2.21.5-bookworm" in done.stdout
     assert 'org.envbuild.cudnn.version="9.1.0.70"' in done.stdout
     # A torch pin built for another CUDA is refused with the CUDA it needs, before anything is built.
     spec.write_text("torch==2.5.1\n")
-    refused = subprocess.run([sys.executable, "-m", "envbuild", "render", str(spec), "--cuda", "12.1"],
-                             capture_output=True, text=True)
+    refused = cli("render", str(spec), "--cuda", "12.1", check=False)
     assert refused.returncode == 2 and "CUDA 12.4" in refused.stderr and "Traceback" not in refused.stderr
 
 

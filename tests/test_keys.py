@@ -20,6 +20,7 @@ from envbuild.explain import diff_canonical, format_differences
 from envbuild.keys import canonical_conda_spec, canonical_pip_requirement
 from envbuild.spec import Environment
 from tests.conftest import write
+from tests.support.cli import run_main
 
 
 def key_of_requirements(tmp_path, text: str, name: str = "r") -> str:
@@ -416,10 +417,9 @@ def test_diff_canonical_names_each_difference(tmp_path):
 
 
 def run_cli(capsys, *argv: str) -> str:
-    from envbuild.cli import main
-
-    assert main(list(argv)) == 0
-    return capsys.readouterr().out
+    code, out, err = run_main(capsys, *argv)
+    assert code == 0, err
+    return out
 
 
 def test_key_and_canonical_accept_every_input_kind(tmp_path, capsys):

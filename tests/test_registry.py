@@ -9,7 +9,8 @@ import envbuild
 from envbuild.keys import tag_of
 from envbuild.registry import Registry
 from tests.conftest import docker, write
-from tests.support.cache_helpers import cli, cli_json, entries, remove_images, unique_template
+from tests.support.cache_helpers import entries, remove_images, unique_template
+from tests.support.cli import cli, cli_json
 from tests.support.registry import image_config, running_registry
 
 pytestmark = pytest.mark.engine

@@ -16,6 +16,7 @@ import envbuild
 from envbuild.errors import RenderError
 from envbuild.spec import Environment
 from tests.conftest import DOCKER, docker, write
+from tests.support.cli import cli
 
 pytestmark = pytest.mark.engine
 
@@ -205,13 +206,9 @@ def test_the_image_carries_no_installer_cache_or_context(engine, home):
 
 
 def test_render_command_writes_a_classic_context_that_builds_as_it_is(engine, home, tmp_path):
-    import sys
-
     spec = write(tmp_path / "requirements.txt", "six==1.16.0\n")
     context = tmp_path / "context"
-    done = subprocess.run([sys.executable, "-m", "envbuild", "render", str(spec), "--classic", "--context",
-                           str(context)], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    done = cli("render", str(spec), "--classic", "--context", str(context))
     assert (context / "Dockerfile").read_text() == done.stdout
     assert "--mount" not in done.stdout and "COPY pip /tmp/envbuild/pip" in done.stdout
     assert "--hash=sha256:" in (context / "pip" / "requirements.txt").read_text()

@@ -11,7 +11,6 @@ import http.server
 import io
 import os
 import subprocess
-import sys
 import threading
 import zipfile
 from functools import partial
@@ -23,6 +22,7 @@ import envbuild
 from envbuild.errors import ResolveError, SpecError
 from envbuild.resolver import channel_url, public_url, read_lock_set, resolve, resolve_platforms
 from tests.conftest import write
+from tests.support.cli import cli
 from tests.support.conda_channel import add_package, make_mirror_channel
 
 
@@ -38,10 +38,6 @@ def conda_env(tmp_path: Path, channels: list, *dependencies: str, name: str = "e
 
 def versions(lock) -> dict[str, str]:
     return {p.name: p.version for p in lock.packages}
-
-
-def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "envbuild", *args], capture_output=True, text=True)
 
 
 # -- conda side ---------------------------------------------------------------------------------------------------
@@ -102,12 +98,11 @@ def test_lock_command_writes_one_file_for_all_platforms_and_reuses_it(tmp_path, 
     spec = write(tmp_path / "environment.yml", f"channels: [{conda_channel.as_uri()}]\ndependencies: [hello-tool]\n")
     out = tmp_path / "out" / "conda-lock.yml"
     first = cli("lock", str(spec), "-p", "linux-64", "-p", "osx-arm64", "-o", str(out), "--debug")
-    assert first.returncode == 0, first.stderr
     assert "solving for linux-64, osx-arm64" in first.stderr
     text = out.read_text()
     assert "platform: osx-arm64" in text and "platform: linux-64" in text
     again = cli("lock", str(spec), "-p", "linux-64", "-p", "osx-arm64", "--debug")
-    assert again.returncode == 0 and "lock cache hit" in again.stderr
+    assert "lock cache hit" in again.stderr
     assert again.stdout == text
 
 
@@ -154,7 +149,7 @@ def test_exclude_newer_ignores_packages_published_after_the_cut_off(tmp_path, gr
 def test_unsatisfiable_spec_names_the_conflict_and_leaves_no_lock_file(tmp_path, home, conda_channel):
     spec = write(tmp_path / "environment.yml", f"channels: [{conda_channel.as_uri()}]\ndependencies: [clash]\n")
     out = tmp_path / "conda-lock.yml"
-    done = cli("lock", str(spec), "-o", str(out))
+    done = cli("lock", str(spec), "-o", str(out), check=False)
     assert done.returncode == 3, done.stderr
     assert "Traceback" not in done.stderr
     assert "clash" in done.stderr and "libgreet <1" in done.stderr

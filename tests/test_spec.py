@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -16,6 +14,7 @@ from envbuild import references
 from envbuild.errors import EnvbuildError, SpecError
 from envbuild.spec import CondaDependencies, Environment
 from tests.conftest import write
+from tests.support.cli import cli
 
 
 def conda_env(tmp_path, text: str, name: str = "environment.yml") -> Environment:
@@ -28,32 +27,7 @@ def pip_env(tmp_path, text: str, name: str = "requirements.txt") -> Environment:
 
 # -- conda environment.yml --------------------------------------------------------------------------------------
 
-CONDA_FORMS = [
-    ("numpy", "numpy"),
-    ("numpy=1.21", "numpy 1.21.*"),
-    ("numpy 1.21.*", "numpy 1.21.*"),
-    ("numpy==1.21.5", "numpy ==1.21.5"),
-    ("numpy 1.21.5", "numpy ==1.21.5"),
-    ("numpy>=1.20,<2", "numpy <2,>=1.20"),
-    ("numpy <2.0,>=1.20.0", "numpy <2,>=1.20"),
-    ("numpy 1.21.* py39*", "numpy 1.21.* py39*"),
-    ("numpy=1.21=py39_0", "numpy ==1.21 py39_0"),
-    ("conda-forge::numpy", "conda-forge::numpy"),
-    ("https://conda.anaconda.org/conda-forge::numpy", "conda-forge::numpy"),
-    ("numpy[build=py39*]", "numpy * py39*"),
-    ("numpy[version='>=1.2', build_number=3]", 'numpy >=1.2[build_number="==3"]'),
-    ("ucx-proc=*=gpu", "ucx-proc * gpu"),
-    ("NumPy *", "numpy"),
-    ("cupy>=14.0.1,!=14.1.0", "cupy !=14.1,>=14.0.1"),
-    ("numpy >=3|>=1.20,<2", "numpy <2,>=1.20|>=3"),
-]
-
-
-@pytest.mark.parametrize("written, canonical", CONDA_FORMS)
-def test_every_conda_match_spec_form(tmp_path, written, canonical):
-    env = conda_env(tmp_path, f"channels: [conda-forge]\ndependencies:\n  - {json.dumps(written)}\n")
-    assert env.python.conda_dependencies.conda_packages == [written]
-    assert env.canonical()["conda"] == [canonical]
+# Every match-spec form, one a folder: tests/specs/conda/ (test_spec_cases.py).
 
 
 def test_environment_yml_with_everything(tmp_path, caplog):
@@ -134,31 +108,7 @@ def test_conda_lock_platforms_pick_a_linux_platform(tmp_path):
 
 # -- requirements.txt -------------------------------------------------------------------------------------------
 
-PIP_FORMS = [
-    ("numpy", "numpy"),
-    ("NumPy==1.21.0", "numpy==1.21"),
-    ("numpy >= 1.20 , < 2", "numpy<2,>=1.20"),
-    ("Scikit_Learn[Alldeps]~=1.4.0", "scikit-learn[alldeps]~=1.4.0"),
-    ("torch==2.1.*", "torch==2.1.*"),
-    ("flit-core === 3.9.0", "flit-core===3.9.0"),
-    ("triton>=2.0.0;platform_machine=='x86_64' and sys_platform=='linux'",
-     'triton>=2; platform_machine == "x86_64" and sys_platform == "linux"'),
-    ("torch==2.1.0+cpu", "torch==2.1+cpu"),
-    ("pkg @ https://example.org/pkg-1.0.tar.gz", "pkg @ https://example.org/pkg-1.0.tar.gz"),
-    ("https://example.org/wheels/Foo_Bar-1.0-py3-none-any.whl",
-     "foo-bar @ https://example.org/wheels/Foo_Bar-1.0-py3-none-any.whl"),
-    ("git+https://github.com/a/b.git@v1#egg=B&subdirectory=src",
-     "b @ git+https://github.com/a/b.git@v1#subdirectory=src"),
-    ("-e git+https://github.com/a/b.git@v1#egg=b", "b @ git+https://github.com/a/b.git@v1"),  # not editable in an image
-    # Only a build tells this one's name: pip and uv accept it, and its URL is what decides the image.
-    ("git+https://github.com/facebookresearch/fastText.git", "git+https://github.com/facebookresearch/fastText.git"),
-]
-
-
-@pytest.mark.parametrize("written, canonical", PIP_FORMS)
-def test_every_pip_requirement_form(tmp_path, written, canonical):
-    env = pip_env(tmp_path, written + "\n")
-    assert env.canonical()["pip"] == [canonical]
+# Every requirement form, one a folder: tests/specs/pip/ (test_spec_cases.py).
 
 
 def test_requirements_includes_options_hashes_and_continuations(tmp_path):
@@ -188,35 +138,8 @@ attrs==23.2.0 \\
 
 # -- errors: what, where, how to fix --------------------------------------------------------------------------------
 
-ERRORS = [
-    ("environment.yml", "channels: [a\ndependencies: []\n", "environment.yml:", "not valid YAML"),
-    ("environment.yml", "channels: [conda-forge]\ndependencies:\n  - six\n  - numpy>=>1\n", "environment.yml:4",
-     "invalid conda match spec"),
-    ("environment.yml", "channels: [x]\ndependencies: [six]\nchannel_priority: strict\n", "environment.yml:3",
-     "unknown top-level field 'channel_priority'"),
-    ("environment.yml", "dependencies:\n  - pip:\n      - six\n      - -e .\n", "environment.yml:4", "editable"),
-    ("environment.yml", "dependencies:\n  - pip:\n      - -r missing.txt\n", "environment.yml:3", "does not exist"),
-    ("environment.yml", "dependencies:\n  - {conda: six}\n", "environment.yml:2", "unexpected mapping"),
-    ("requirements.txt", "six\nnumpy>=>1\n", "requirements.txt:2", "invalid requirement"),
-    ("requirements.txt", "six\n\n-r nope.txt\n", "requirements.txt:3", "does not exist"),
-    ("requirements.txt", "-r requirements.txt\n", "requirements.txt", "include cycle"),
-    ("requirements.txt", "./local/pkg\n", "requirements.txt:1", "local path"),
-    ("requirements.txt", "--frobnicate\n", "requirements.txt:1", "unknown pip option"),
-    ("linux-64.lock", "# platform: linux-64\n@EXPLICIT\nhttps://x/six.tar.bz2\n", "linux-64.lock:2",
-     "explicit lock file"),
-    ("requirements.txt", "git+https://github.com/a/b.git ; python_version >> '3'\n", "requirements.txt:1",
-     "invalid environment marker"),
-    ("requirements.txt", "-e git://github.com/a/b.git#egg=b\n", "requirements.txt:1", "only a VCS URL"),
-]
-
-
-@pytest.mark.parametrize("file, text, where, what", ERRORS)
-def test_malformed_input_names_file_line_and_fix(tmp_path, file, text, where, what):
-    with pytest.raises(SpecError) as caught:
-        Environment.from_file(write(tmp_path / file, text))
-    assert str(caught.value.where).endswith(where) or where in str(caught.value.where)
-    assert what in caught.value.what
-    assert caught.value.fix
+# One malformed file a folder, with the where and what its error must name: tests/specs/*/error-*/
+# (test_spec_cases.py). Here: what needs more than one file.
 
 
 def test_cyclic_includes_through_two_files(tmp_path):
@@ -228,8 +151,7 @@ def test_cyclic_includes_through_two_files(tmp_path):
 
 def test_the_cli_prints_errors_without_a_traceback(tmp_path):
     spec = write(tmp_path / "environment.yml", "channels: [x]\ndependencies:\n  - numpy>=>1\n")
-    result = subprocess.run([sys.executable, "-m", "envbuild", "key", str(spec)], capture_output=True, text=True,
-                            check=False)
+    result = cli("key", str(spec), check=False)
     assert result.returncode == SpecError.exit_code
     assert f"{spec}:3" in result.stderr and "fix:" in result.stderr
     assert "Traceback" not in result.stderr
@@ -275,29 +197,7 @@ def test_azureml_build_context(tmp_path):
     assert env.key != before  # the context's content is keyed
 
 
-AZUREML_ERRORS = [
-    ("name: x\nconda_file: conda.yml\n", "needs an `image`"),
-    ("name: x\nimage: a:1\nbuild: {path: .}\n", "either `image` or `build`"),
-    ("name: x\n", None),  # a plain name-only file is an (empty) conda environment, not an Azure one
-    ("name: x\nimage: a:1\nchannels: [conda-forge]\ndependencies: [six]\n", "conda file pasted"),
-    ("name: x\nimage: a:1\nos_type: windows\n", "os_type"),
-    ("name: x\nimage: {name: a, os: linux}\n", "`image` must be an image reference"),
-    ("name: '{{asset.name}}'\nimage: a:1\n", "placeholder"),
-    ("name: x\nimage: a:1\nbuild_args: {}\n", "unknown field 'build_args'"),
-    ("name: x\nbuild: {path: 'https://github.com/a/b#main:ctx'}\n", "remote build context"),
-    ("name: x\nimage: a:1\nconda_file: missing.yml\n", "does not exist"),
-]
-
-
-@pytest.mark.parametrize("text, message", AZUREML_ERRORS)
-def test_azureml_schema_errors(tmp_path, text, message):
-    path = write(tmp_path / "environment.yml", text)
-    if message is None:
-        assert Environment.from_file(path).canonical()["conda"] == []
-        return
-    with pytest.raises(SpecError, match=message) as caught:
-        Environment.from_file(path)
-    assert str(path) in str(caught.value.where)
+# Schema errors, one a folder: tests/specs/azureml/error-*/ (test_spec_cases.py).
 
 
 def test_the_inline_environment_of_an_azureml_job(tmp_path):

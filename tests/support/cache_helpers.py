@@ -1,11 +1,7 @@
-"""Helpers for the cache, registry and concurrency tests: unique images, the CLI, cleaning up after a home."""
+"""Helpers for the cache, registry and concurrency tests: unique images, cleaning up after a home."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -22,18 +18,6 @@ def unique_template(directory: Path, steps: str = "") -> Path:
     path.write_text('{% extends "environment.Dockerfile.j2" %}\n'
                     f'{{% block user_steps %}}ENV ENVBUILD_TEST_RUN={uuid.uuid4().hex}\n{steps}{{% endblock %}}\n')
     return path
-
-
-def cli(*args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
-    done = subprocess.run([sys.executable, "-m", "envbuild", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})})
-    if check and done.returncode != 0:
-        raise AssertionError(f"envbuild {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-    return done
-
-
-def cli_json(*args: str, env: dict | None = None):
-    return json.loads(cli(*args, "--json", env=env).stdout)
 
 
 def entries(home: Path) -> dict[str, dict]:

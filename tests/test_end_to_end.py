@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 import envbuild
 from envbuild.cache import Index
 from tests.conftest import docker, write
+from tests.support.cli import cli
 
 pytestmark = pytest.mark.engine
-
-
-def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    done = subprocess.run([sys.executable, "-m", "envbuild", *args], capture_output=True, text=True)
-    if check and done.returncode != 0:
-        raise AssertionError(f"envbuild {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-    return done
 
 
 def run_in(image: str, *command: str) -> str:

@@ -9,7 +9,8 @@ import pytest
 import envbuild
 from envbuild.cache import Index
 from tests.conftest import docker, write
-from tests.support.cache_helpers import cli, cli_json, entries, remove_images, unique_template
+from tests.support.cache_helpers import entries, remove_images, unique_template
+from tests.support.cli import cli, cli_json
 
 pytestmark = pytest.mark.engine
 

@@ -1,51 +1,12 @@
-"""Pure parts of the build engine and cache: no engine needed."""
+"""The cache index on a scratch home: finding keys, counting hits and misses, the fast reader of the hit path. No
+engine needed."""
 
 from __future__ import annotations
 
 import pytest
 
-from envbuild.builder import _failure, find_builder, step_of
 from envbuild.cache import Index, new_entry
-from envbuild.errors import BuildError, CacheError
-from envbuild.registry import Registry
-
-
-def test_a_buildkit_failure_names_the_failing_step_and_shows_the_last_lines():
-    log = ["#5 [pip-installer 1/2] RUN python3 -m venv /opt/env", "#5 DONE 2.1s",
-           "#6 [pip-installer 2/2] RUN pip install -r req.txt", "#6 1.2 ERROR: No matching distribution",
-           "#6 ERROR: executor failed running [/bin/sh -c pip install -r req.txt]: exit code: 1"]
-    message = str(_failure("envbuild/env:v1-x", log))
-    assert "at step [pip-installer 2/2] RUN pip install -r req.txt" in message
-    assert "No matching distribution" in message and "read the failing step" in message
-
-
-def test_a_classic_failure_names_its_last_step():
-    log = ["Step 1/3 : FROM base", " ---> abc", "Step 2/3 : RUN false", "The command '/bin/sh -c false' returned 1"]
-    assert "at Step 2/3 : RUN false" in str(_failure("t", log))
-
-
-def test_progress_shows_the_step_a_line_starts():
-    assert step_of("#7 [final 3/4] COPY --from=pip-installer /opt/env /opt/env") == \
-        "[final 3/4] COPY --from=pip-installer /opt/env /opt/env"
-    assert step_of("Step 2/9 : RUN true") == "Step 2/9 : RUN true"
-    assert step_of("#7 0.512 Collecting six") is None
-
-
-def test_an_unknown_builder_is_refused_with_the_choices(monkeypatch):
-    monkeypatch.setenv("ENVBUILD_BUILDER", "kaniko")
-    with pytest.raises(BuildError, match="buildx, buildkit, classic"):
-        find_builder()
-
-
-def test_registry_locations_are_host_and_repository():
-    local = Registry("http://127.0.0.1:5000/team/envs/")
-    assert (local.host, local.repository, local.scheme) == ("127.0.0.1:5000", "team/envs", "http")
-    assert local.build_ref("v1:abc") == "127.0.0.1:5000/team/envs:v1-abc"
-    assert local.request_ref("v1:def") == "127.0.0.1:5000/team/envs:req-v1-def"
-    assert Registry("registry.example.com/envs").scheme == "https"
-    for bad in ("registry.example.com", "host/UPPER"):
-        with pytest.raises(CacheError):
-            Registry(bad)
+from envbuild.errors import CacheError
 
 
 def test_keys_are_found_by_prefix_tag_or_image_reference(tmp_path):
