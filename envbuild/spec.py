@@ -362,15 +362,16 @@ class Environment:
         return copy.deepcopy(self)
 
     def canonical(self) -> dict:
-        from .keys import canonical_form
+        """The canonical form: the JSON of keys.canonical_spec(self), what the key hashes."""
+        from .keys import canonical_spec
 
-        return canonical_form(self)
+        return canonical_spec(self).form
 
     @property
     def key(self) -> str:
-        from .keys import spec_key
+        from .keys import canonical_spec
 
-        return spec_key(self)
+        return canonical_spec(self).key
 
 
 ENVIRONMENT_FILE = "environment.yaml"
@@ -601,7 +602,7 @@ _UNIDEP_SELECTOR = re.compile(r"^sel\((.+)\)$")
 
 
 def _load_dependencies(document: YamlDocument, env: Environment) -> None:
-    from .keys import canonical_conda_spec
+    from .packages import canonical_conda_spec
 
     data, root = document.data, document.node
     items = data.get("dependencies") or []
@@ -843,7 +844,7 @@ def _parse_one(text: str, origin: Origin, seen: set[str], files: list[str]) -> l
 
 
 def _validate_requirement(text: str, origin: Origin) -> None:
-    from .keys import canonical_pip_requirement
+    from .packages import canonical_pip_requirement
 
     if re.match(r"^(\.{0,2}/|~|[A-Za-z]:\\)", text) or text.startswith("file:") or re.search(r"@\s*file:", text):
         raise SpecError(f"local path requirement {text!r} is not reproducible in an image", where=str(origin),
@@ -922,7 +923,7 @@ def find_conda_environment(name_or_prefix: str) -> Path:
 
 
 def _record_channel(record: dict, subdir: str) -> str | None:
-    from .keys import normalize_channel
+    from .channels import normalize_channel
 
     channel = (record.get("channel") or "").rstrip("/")
     if not channel and record.get("url"):
