@@ -61,6 +61,17 @@ def channel_url(channel: str, beside: Path | None = None) -> str:
     return f"https://conda.anaconda.org/{channel}"
 
 
+def keyed_channel(channel: str, beside: Path | None = None) -> str:
+    """A channel as it enters a key: a relative directory by where it is (two specs saying `./chan` beside
+    different files are different environments), and never a credential (a rotated token is the same channel)."""
+    if "://" not in channel and "${" not in channel:
+        resolved = channel_url(channel, beside)
+        if resolved.startswith("file://"):
+            return resolved
+        return re.sub(r"^t/[^/]+/", "", channel)  # an anaconda.org token: `t/<token>/name` is `name`
+    return public_url(channel)
+
+
 def public_url(url: str) -> str:
     """`url` without credentials: no user:password@, no anaconda.org `/t/<token>/` segment."""
     try:

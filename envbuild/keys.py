@@ -20,13 +20,12 @@ import hashlib
 import json
 import os
 import posixpath
-import re
 from pathlib import Path
 from typing import NamedTuple
 
 import xxhash
 
-from .channels import channel_identity, channel_url, expand_channel, public_url
+from .channels import channel_identity, channel_url, expand_channel, keyed_channel
 from .errors import SpecError
 
 # Bump when the canonical form or hashing changes: every key starts with it.
@@ -128,7 +127,7 @@ def canonical_spec(env) -> CanonicalSpec:
                       if docker.build_context else None)
     spec = dict(
         platform=normalize_platform(docker.platform),
-        channels=tuple(_dedupe([_keyed_channel(url, beside) for url in expanded])),
+        channels=tuple(_dedupe([keyed_channel(url, beside) for url in expanded])),
         conda=conda_records, pip=pip_records,
         pip_options=tuple(_dedupe([canonical_pip_option(o) for o in deps.pip_options])),
         user_managed=env.python.user_managed_dependencies,
@@ -165,17 +164,6 @@ def canonical_spec(env) -> CanonicalSpec:
         origin=env.source_files[0] if env.source_files else None,
         name=env.name, version=None if env.version is None else str(env.version), description=env.description,
     )
-
-
-def _keyed_channel(channel: str, beside: Path | None) -> str:
-    """A channel as it enters the key: a relative directory by where it is (two specs saying `./chan` beside
-    different files are different environments), and never a credential (a rotated token is the same channel)."""
-    if "://" not in channel and "${" not in channel:
-        resolved = channel_url(channel, beside)
-        if resolved.startswith("file://"):
-            return resolved
-        return re.sub(r"^t/[^/]+/", "", channel)  # an anaconda.org token: `t/<token>/name` is `name`
-    return public_url(channel)
 
 
 def _dedupe(items: list[str]) -> list[str]:

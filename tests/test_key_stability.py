@@ -41,3 +41,13 @@ def test_gpu_environment_keeps_its_key():
     env.python.conda_dependencies.add_pip_package("torch==2.5.1")
     env.environment_variables["A"] = "1"
     assert env.key == "v1:34501b7c7b13edd2603f502a752c635c"
+
+
+def test_gpu_environment_without_cuda_keeps_the_key_it_was_built_under():
+    """A GPU request without a CUDA version was keyed with the stack chosen for it (the build decided it before
+    keying); the spec key is now that key from the start."""
+    env = Environment(name="gpu2")
+    env.docker.gpu = True
+    env.python.conda_dependencies.add_conda_package("pytorch=2.7")
+    env.python.conda_dependencies.add_channel("conda-forge")
+    assert env.key == "v1:06bd502b500061967e61c42b5e82cd7c"
