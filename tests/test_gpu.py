@@ -160,7 +160,7 @@ def test_a_base_with_another_cuda_is_refused(engine):
     env = gpu_env("torch==2.7.1")  # built for CUDA 12.6
     env.docker.base_image = gpu_base_tag(stack_for_cuda("12.4"))  # the base the tests above build
     with pytest.raises(SpecError, match="CUDA 12.6"):
-        base_for_env(env, engine)
+        base_for_env(canonical_spec(env), engine)
 
 
 @pytest.mark.engine
