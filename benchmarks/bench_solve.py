@@ -118,14 +118,16 @@ _CHILD = r"""
 import json, sys, time
 sys.path.insert(0, sys.argv[1])
 import envbuild.resolver as resolver
+from envbuild.keys import canonical_spec
+from envbuild.resolver.conda import solve_conda
 from envbuild.spec import Environment
 env = Environment.from_file(sys.argv[2])
 import rattler, conda_lock.lockfile  # imports are not the solve: pay them before the clock starts
-canonical = env.canonical()
+spec = canonical_spec(env)
 if sys.argv[4] == "solve":  # the conda solve alone: read repodata, solve, records out
-    call = lambda: resolver._solve_conda(canonical["conda"], canonical["channels"], "linux-64", env, None, None)
+    call = lambda: solve_conda(spec, "linux-64", None, None)
 else:  # the whole lock: spec key, solve, conda-lock.yml text
-    call = lambda: resolver.resolve(env)
+    call = lambda: resolver.resolve(canonical_spec(env))
 times = []
 for _ in range(int(sys.argv[3])):
     started = time.perf_counter()

@@ -20,7 +20,7 @@ from typing import Callable, NamedTuple
 from . import config
 from .cache import Index, IndexReader, new_entry
 from .engine import Engine
-from .keys import digest, key_of, tag_of
+from .keys import digest, file_memo_key, request_key, tag_of, template_digest
 
 ProgressCallback = Callable[[str, str], None]
 
@@ -63,22 +63,6 @@ def _notify(on_progress: ProgressCallback | None, stage: str, message: str) -> N
         on_progress(stage, message)
 
 
-def request_key(spec_key: str, base_id: str, template_digest: str | None, local_channels=(),
-                platform: str = "linux-64") -> str:
-    """What a build request is keyed by before locking: the spec, the exact base image, the template, and the
-    current content of its local channels (re-indexing one must not serve the image of its old packages)."""
-    from .keys import channel_identity
-
-    value = {"spec": spec_key, "base": base_id, "template": template_digest}
-    if local_channels:
-        value["channels"] = [channel_identity(url, [platform]) for url in local_channels]
-    return key_of(value)
-
-
-def _template_digest(template) -> str | None:
-    return digest(Path(template).read_bytes()) if template else None
-
-
 def _hit(index: Index | IndexReader, engine: Engine, build_key: str | None, started: float,
          source: str = "cache") -> Image | None:
     """The cached image for `build_key` if the engine still has it (one engine call), else None."""
@@ -109,7 +93,7 @@ def cached_build_for_file(path: str | os.PathLike, *, base_image: str | None = N
         return None
     file = Path(path)
     try:
-        memo = _memo_key(file, base_image)
+        memo = file_memo_key(file, base_image)
     except OSError:
         return None
     import sqlite3
@@ -127,7 +111,7 @@ def cached_build_for_file(path: str | os.PathLike, *, base_image: str | None = N
         if base_id is None:
             return None
         build_key = index.resolve_request(request_key(
-            remembered["spec_key"], base_id, _template_digest(template), remembered.get("local_channels", ()),
+            remembered["spec_key"], base_id, template_digest(template), remembered.get("local_channels", ()),
             remembered.get("platform", "linux-64")))
         return _hit(index, engine, build_key, started)
     except (sqlite3.Error, LookupError) as exc:  # an index this reader cannot read: take the full path
@@ -136,10 +120,6 @@ def cached_build_for_file(path: str | os.PathLike, *, base_image: str | None = N
     finally:
         index.close()
         engine.close()
-
-
-def _memo_key(file: Path, base_image: str | None) -> str:
-    return key_of({"path": str(file.resolve()), "bytes": digest(file.read_bytes()), "base": base_image})
 
 
 def _files_unchanged(files: dict[str, str]) -> bool:
@@ -159,7 +139,7 @@ def _remember_file(index: Index, env, spec_key: str, base_ref: str, local_channe
     if not env.source_files:
         return
     from .errors import EnvbuildError
-    from .gpu import with_gpu_stack
+    from .keys import canonical_spec
     from .spec import Environment
 
     main = Path(env.source_files[0])
@@ -168,10 +148,10 @@ def _remember_file(index: Index, env, spec_key: str, base_ref: str, local_channe
         override = env.docker.base_image if env.docker.base_image != as_written.docker.base_image else None
         if override:
             as_written.docker.base_image = override
-        if with_gpu_stack(as_written).key != spec_key:
+        if canonical_spec(as_written).key != spec_key:
             return
         files = {str(Path(p).resolve()): digest(Path(p).read_bytes()) for p in env.source_files[1:]}
-        index.memo_put(_memo_key(main, override), {"spec_key": spec_key, "base_ref": base_ref, "files": files,
+        index.memo_put(file_memo_key(main, override), {"spec_key": spec_key, "base_ref": base_ref, "files": files,
                                                    "local_channels": local_channels, "platform": platform})
     except (OSError, EnvbuildError):
         return
@@ -186,10 +166,13 @@ def lock(env, *, platform: str | None = None, platforms: list[str] | None = None
     A failed solve raises ResolveError and caches nothing. A hit costs a few milliseconds and imports neither
     rattler nor conda-lock.
     """
-    from .resolver import lock_request_key, resolve_platforms
+    from .keys import canonical_spec, lock_request_key
+    from .resolver import parse_exclude_newer, resolve_platforms, target_platforms
 
-    wanted = list(platforms) if platforms else [platform or env.docker.platform]
-    request = lock_request_key(env, wanted, python_version=python_version, glibc=glibc, exclude_newer=exclude_newer)
+    spec = canonical_spec(env)
+    wanted = target_platforms(spec, platforms or [platform or spec.platform])
+    request = lock_request_key(spec, wanted, python_version=python_version, glibc=glibc,
+                               exclude_newer=parse_exclude_newer(exclude_newer))
     index = _lock_index(config.home(cache_dir))
     result = None if refresh else index.lock_get(request)
     if result is not None:
@@ -197,7 +180,8 @@ def lock(env, *, platform: str | None = None, platforms: list[str] | None = None
     else:
         _notify(on_progress, "lock", f"solving for {', '.join(wanted)}")
         started = time.perf_counter()
-        result = resolve_platforms(env, wanted, python_version=python_version, glibc=glibc, exclude_newer=exclude_newer)
+        result = resolve_platforms(spec, wanted, python_version=python_version, glibc=glibc,
+                                   exclude_newer=exclude_newer)
         _notify(on_progress, "lock", f"solved {len(result.packages)} packages in {time.perf_counter() - started:.2f}s")
         index.lock_put(request, result)
     return result if platforms else result.locks[0]
@@ -228,15 +212,16 @@ def base_for(env, engine: Engine, on_log=None):
     """The base `env` starts from: its user Dockerfile/context built as given, the image it names, envbuild's GPU
     base for its stack, or the default base (see bases.base_for_env)."""
     from .bases import base_for_env
+    from .keys import canonical_spec
 
-    return base_for_env(env, engine, on_log=on_log)
+    return base_for_env(canonical_spec(env), engine, on_log=on_log)
 
 
-def _installer_base(env, engine: Engine, on_log=None) -> str | None:
+def _installer_base(spec, engine: Engine, on_log=None) -> str | None:
     """Conda environments are installed with envbuild's own Python base, whatever the final base is."""
     from .bases import DEFAULT_BASE, resolve_base
 
-    if not env.python.conda_dependencies.conda_packages:
+    if not spec.conda:
         return None
     return resolve_base(DEFAULT_BASE, engine, on_log=on_log).from_ref
 
@@ -247,19 +232,19 @@ def render(env, *, cache_dir=None, template=None, refresh_lock: bool = False, gp
 
     `gpu`/`cuda` ask for a GPU stack (see envbuild.gpu); `buildkit=False` renders for the classic builder.
     """
-    from .gpu import with_gpu_stack
+    from .keys import canonical_spec
     from .renderer import render as render_plan
 
     if gpu is not None or cuda is not None:
         env = env.copy()
         env.docker.gpu = bool(gpu) or cuda is not None
         env.docker.cuda = cuda or env.docker.cuda
-    env = with_gpu_stack(env)
+    spec = canonical_spec(env)
     engine = Engine()
-    base = base_for(env, engine, on_log)
-    resolved = lock(env, python_version=base.python_version, glibc=base.glibc, cache_dir=cache_dir,
+    base = base_for(spec, engine, on_log)
+    resolved = lock(spec, python_version=base.python_version, glibc=base.glibc, cache_dir=cache_dir,
                     refresh=refresh_lock, on_progress=on_progress)
-    return render_plan(env, resolved, base, template=template, installer_from=_installer_base(env, engine, on_log),
+    return render_plan(spec, resolved, base, template=template, installer_from=_installer_base(spec, engine, on_log),
                        buildkit=buildkit)
 
 
@@ -273,22 +258,21 @@ def build(env, *, cache_dir=None, template=None, refresh_lock: bool = False, reb
     cache (index, engine, registry) but the engine's layer cache.
     """
     from .builder import find_builder
-    from .gpu import with_gpu_stack
+    from .keys import canonical_spec
     from .registry import configured
     from .renderer import render as render_plan
 
-    env = with_gpu_stack(env)  # a GPU request without a CUDA version gets one before anything is keyed
+    spec = canonical_spec(env)  # the GPU stack, the base and the platform decided once, before anything is keyed
     started = time.perf_counter()
     engine = Engine()
     index = Index(config.home(cache_dir))
     shared = configured(registry)
     try:
-        base = base_for(env, engine, on_log)
-        canonical = env.canonical()
-        spec_key = key_of(canonical)
-        local_channels = [c for c in canonical["channels"] if c.startswith("file://")]
-        requested = request_key(spec_key, base.id, _template_digest(template), local_channels, canonical["platform"])
-        _remember_file(index, env, spec_key, base.ref, local_channels, canonical["platform"])
+        base = base_for(spec, engine, on_log)
+        spec_key = spec.key
+        local_channels = [c for c in spec.channels if c.startswith("file://")]
+        requested = request_key(spec_key, base.id, template_digest(template), local_channels, spec.platform)
+        _remember_file(index, env, spec_key, base.ref, local_channels, spec.platform)
         if not (rebuild or refresh_lock):
             image = _hit(index, engine, index.resolve_request(requested), started)
             if image is None and shared is not None:
@@ -297,10 +281,10 @@ def build(env, *, cache_dir=None, template=None, refresh_lock: bool = False, reb
                 index.remember_request(requested, image.key)
                 _notify(on_progress, "cache", f"{image.source}: {image.image}")
                 return image
-        resolved = lock(env, python_version=base.python_version, glibc=base.glibc, cache_dir=cache_dir,
+        resolved = lock(spec, python_version=base.python_version, glibc=base.glibc, cache_dir=cache_dir,
                         refresh=refresh_lock, on_progress=on_progress)
         chosen = find_builder(builder)
-        plan = render_plan(env, resolved, base, template=template, installer_from=_installer_base(env, engine, on_log),
+        plan = render_plan(spec, resolved, base, template=template, installer_from=_installer_base(spec, engine, on_log),
                            **({} if chosen.buildkit else {"buildkit": False}))
         image = None if rebuild else _hit(index, engine, plan.key, started)
         if image is None:
@@ -316,7 +300,7 @@ def build(env, *, cache_dir=None, template=None, refresh_lock: bool = False, reb
                 elif image.source == "engine" and shared is not None and not shared.has(tag_of(image.key)):
                     image = _share(index, shared, image, requested, env.name, on_progress, on_log)
         index.remember_request(requested, image.key)
-        index.canonical_put(spec_key, canonical)  # for `envbuild explain`
+        index.canonical_put(spec_key, spec.form)  # for `envbuild explain`
         if image.source != "built":
             _notify(on_progress, "cache", f"{image.source}: {image.image}")
         return image

@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING, Callable
 
 from .engine import Engine
 from .errors import BuildError, EngineError, SpecError
-from .keys import digest, key_of, tag_of
+from .keys import tag_of
 
 if TYPE_CHECKING:
     from .gpu import GpuStack
-    from .spec import Environment
+    from .keys import CanonicalSpec
 
 log = logging.getLogger(__name__)
 
@@ -187,66 +187,57 @@ def build_base(kind: str, engine: Engine, *, stack: "GpuStack | None" = None, so
     return resolve_base(tag, engine, ensure=False)
 
 
-def build_user_base(env: "Environment", engine: Engine, *,
+def build_user_base(spec: "CanonicalSpec", engine: Engine, *,
                     on_log: Callable[[str], None] | None = None) -> BaseImage:
-    """The image of the user's own Dockerfile (docker.base_dockerfile: its text, or a path to it) or build context
-    (a directory holding docker.dockerfile_path), built as given, once: its tag is derived from the Dockerfile and
+    """The image of the user's own Dockerfile (its text) or build context (a directory holding
+    spec.dockerfile_path), built as given, once: its tag is keys.user_base_key, derived from the Dockerfile and
     every file of the context, so an edit builds a new one and anything else reuses it.
     """
     import tempfile
 
     from .builder import build_image
     from .config import host_ca_bundle
-    from .keys import directory_digest
+    from .keys import user_base_key
 
-    docker = env.docker
-    if docker.build_context is not None:
-        context = Path(docker.build_context)
-        # The Dockerfile path matters: .dockerignore may exclude it, and the digest must still see its edits.
-        content = {"context": directory_digest(context, docker.dockerfile_path), "dockerfile": docker.dockerfile_path}
-        if not (context / docker.dockerfile_path).is_file():
-            raise SpecError(f"build context {context} has no {docker.dockerfile_path}",
+    if spec.build_context is not None:
+        context = Path(spec.build_context)
+        if not (context / spec.dockerfile_path).is_file():
+            raise SpecError(f"build context {context} has no {spec.dockerfile_path}",
                             fix="put the Dockerfile in the build context, or set docker.dockerfile_path")
-    else:
-        text = docker.base_dockerfile_text()
-        content = {"dockerfile": digest(text)}
-    tag = f"{USER_BASE_REPOSITORY}:{tag_of(key_of(content))}"
+    tag = f"{USER_BASE_REPOSITORY}:{tag_of(user_base_key(spec))}"
     if engine.inspect_image(tag) is None:
         ca = host_ca_bundle()
         secrets = {"ca": ca} if ca else None
         log.info("building the user's base image %s", tag)
-        if docker.build_context is not None:
-            build_image(context, tag, dockerfile=docker.dockerfile_path, secrets=secrets, on_log=on_log)
+        if spec.build_context is not None:
+            build_image(context, tag, dockerfile=spec.dockerfile_path, secrets=secrets, on_log=on_log)
         else:
             with tempfile.TemporaryDirectory(prefix="envbuild-user-base-") as tmp:
-                Path(tmp, "Dockerfile").write_text(text, encoding="utf-8")
+                Path(tmp, "Dockerfile").write_text(spec.base_dockerfile, encoding="utf-8")
                 build_image(Path(tmp), tag, secrets=secrets, on_log=on_log)
     return resolve_base(tag, engine, ensure=False)
 
 
-def base_for_env(env: "Environment", engine: Engine, *,
+def base_for_env(spec: "CanonicalSpec", engine: Engine, *,
                  on_log: Callable[[str], None] | None = None) -> BaseImage:
-    """The base image `env` starts from: the user's Dockerfile/context built as given, the image it names,
+    """The base image `spec` starts from: the user's Dockerfile/context built as given, the image it names,
     envbuild's GPU base for its stack (built once when missing), or the default base.
 
     A GPU environment on a base without the GPU stack gets the stack's libraries copied from envbuild's GPU base
     (the template's gpu_stack block), so that base is built here too; a base carrying another CUDA is an error.
     """
-    from .gpu import select_stack, source_of
-
-    docker = env.docker
-    stack = select_stack(env)
-    if docker.base_dockerfile is not None or docker.build_context is not None:
-        base = build_user_base(env, engine, on_log=on_log)
-    elif docker.base_image is None and stack is not None:
-        if source_of(env) == "conda":
+    stack = spec.gpu
+    if spec.base_dockerfile is not None or spec.build_context is not None:
+        base = build_user_base(spec, engine, on_log=on_log)
+    elif spec.base_image is None and stack is not None:
+        if spec.gpu_source == "conda":
             return build_base("cpu", engine, on_log=on_log)
         return build_base("gpu", engine, stack=stack, on_log=on_log)
     else:
-        base = resolve_base(docker.base_image, engine, on_log=on_log)
+        base = resolve_base(spec.base_image, engine, on_log=on_log)
         if base is None:
-            raise BuildError(f"base image {docker.base_image} not found", fix="build, load or pull it first")
-    if stack is not None and source_of(env) == "pypi":
+            raise BuildError(f"base image {spec.base_image} not found", fix="build, load or pull it first")
+    if stack is not None and spec.gpu_source == "pypi":
         if base.cuda is None:
             build_base("gpu", engine, stack=stack, on_log=on_log)
         elif not base.cuda.startswith(stack.cuda + "."):

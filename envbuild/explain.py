@@ -8,7 +8,6 @@ catalog's `envbuild diff NAME:1 NAME:2` all print through `format_differences`.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -45,7 +44,8 @@ def _show(value) -> str:
 
 
 def diff_canonical(a: dict, b: dict, prefix: str = "") -> list[Difference]:
-    """Every difference between two canonical forms (keys.canonical_form), in a stable order."""
+    """Every difference between two canonical forms (keys.CanonicalSpec.form, live or stored in the index), in a
+    stable order."""
     out: list[Difference] = []
     for field in sorted(set(a) | set(b)):
         left, right = a.get(field), b.get(field)
@@ -67,15 +67,23 @@ def diff_canonical(a: dict, b: dict, prefix: str = "") -> list[Difference]:
     return out
 
 
-def _package_name(spec: str) -> str:
-    return re.split(r"[\s\[<>=!~;@(]", spec.split("::")[-1], maxsplit=1)[0]
+def _package_name(field: str, spelling: str) -> str:
+    """The package a canonical spelling names, by the record it parses to (packages.conda_package/pip_package);
+    a spelling this release cannot parse (a form stored by another one) is named by itself."""
+    from .errors import SpecError
+    from .packages import conda_package, pip_package
+
+    try:
+        return (conda_package if field == "conda" else pip_package)(spelling).name
+    except SpecError:
+        return spelling
 
 
 def _diff_packages(field: str, left: list[str], right: list[str]) -> list[Difference]:
     by_name: dict[str, tuple[list[str], list[str]]] = {}
     for side, specs in ((0, left), (1, right)):
         for spec in specs:
-            by_name.setdefault(_package_name(spec), ([], []))[side].append(spec)
+            by_name.setdefault(_package_name(field, spec), ([], []))[side].append(spec)
     out = []
     for name, (ours, theirs) in sorted(by_name.items()):
         if sorted(ours) == sorted(theirs):

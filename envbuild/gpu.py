@@ -3,7 +3,8 @@
 The compatibility matrix is data (envbuild/data/gpu-matrix.json), checked against published releases: each stack
 is a CUDA release with the cuDNN and NCCL builds the framework wheels pin for it, and the framework releases
 built on it. An environment asks for a GPU with `docker.gpu` and/or `docker.cuda`; framework pins in its
-dependencies (torch, pytorch, tensorflow) narrow the choice:
+dependencies (torch, pytorch, tensorflow) narrow the choice. keys.canonical_spec decides it once, from the
+parsed package records, before the first key:
 
 * a pin whose builds need another CUDA than the one asked for is an error that names the CUDA it needs;
 * with no CUDA asked for, the newest stack consistent with every pin is taken;
@@ -26,12 +27,9 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Sequence
 
 from .errors import SpecError
-
-if TYPE_CHECKING:
-    from .spec import Environment
 
 MATRIX = Path(__file__).resolve().parent / "data" / "gpu-matrix.json"
 SOURCES = ("pypi", "vendor", "conda")
@@ -75,49 +73,46 @@ def _version_tuple(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in re.findall(r"\d+", version))
 
 
-def wants_gpu(env: "Environment") -> bool:
-    return bool(env.docker.gpu or env.docker.cuda)
-
-
-def framework_pins(env: "Environment") -> dict[str, str]:
-    """Framework → version constraint (PEP 440 text) from the environment's pip and conda dependencies."""
-    from packaging.requirements import InvalidRequirement, Requirement
-    from packaging.utils import canonicalize_name
-
-    deps = env.python.conda_dependencies
+def framework_pins(conda: Sequence, pip: Sequence) -> dict[str, str]:
+    """Framework → version constraint (PEP 440 text) from the package records (packages.PackageRecord)."""
     pins: dict[str, str] = {}
-    for text in deps.pip_packages:
-        try:
-            req = Requirement(text)
-        except InvalidRequirement:
-            continue
-        framework = FRAMEWORK_NAMES.get(canonicalize_name(req.name))
-        if framework and str(req.specifier):
-            pins[framework] = str(req.specifier)
-    for spec in deps.conda_packages:
-        match = re.match(r"^(?:[^:]+::)?([A-Za-z0-9_.-]+)\s*(==?|>=|<=|>|<|!=)?\s*([0-9][^\s=]*)?", spec.strip())
-        if not match or not match.group(3):
-            continue
-        framework = FRAMEWORK_NAMES.get(match.group(1).lower())
-        if framework:
-            operator = match.group(2) or "=="
-            version = match.group(3).rstrip("*").rstrip(".")
-            # conda's `=2.5` means 2.5.*; PEP 440 says that with ==2.5.*.
-            pins[framework] = f"=={version}.*" if operator == "=" or match.group(3).endswith("*") else f"{operator}{version}"
+    for record in pip:
+        framework = FRAMEWORK_NAMES.get(record.name)
+        if framework and record.constraint:
+            pins[framework] = record.constraint
+    for record in conda:
+        framework = FRAMEWORK_NAMES.get(record.name)
+        constraint = _pep440(record.constraint) if framework else None
+        if constraint:
+            pins[framework] = constraint
     return pins
 
 
-def select_stack(env: "Environment") -> GpuStack | None:
-    """The GPU stack `env` gets (None for a CPU environment). Raises SpecError for inconsistent requests."""
-    if not wants_gpu(env):
+def _pep440(conda_version: str) -> str | None:
+    """A conda version spec (canonical, packages.canonical_conda_version) in PEP 440, where it has one:
+    `2.1.*` → `==2.1.*`, `2.1` → `==2.1`, `>=2,<3` stays; alternatives (`|`) have none."""
+    if conda_version in ("", "*") or "|" in conda_version:
+        return None
+    parts = []
+    for constraint in conda_version.split(","):
+        if constraint[:1].isdigit():
+            constraint = "==" + constraint
+        parts.append(constraint)
+    return ",".join(parts)
+
+
+def select_stack(*, gpu: bool, cuda: str | None, conda: Sequence = (), pip: Sequence = ()) -> GpuStack | None:
+    """The GPU stack an environment gets (None for a CPU one): `gpu`/`cuda` as docker.gpu/cuda say, `conda` and
+    `pip` its package records. Raises SpecError for inconsistent requests."""
+    if not (gpu or cuda):
         return None
     from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
-    asked = env.docker.cuda
+    asked = cuda
     known = stacks()
     if asked is not None and not re.fullmatch(r"\d+\.\d+(\.\d+)?", str(asked)):
         raise SpecError(f"docker.cuda {asked!r} is not a CUDA version", fix="write it as MAJOR.MINOR, e.g. 12.4")
-    from_conda = conda_cuda_version(env)
+    from_conda = conda_cuda_version(conda)
     if from_conda and asked and not _same_minor(from_conda, str(asked)):
         raise SpecError(f"the conda dependencies pin cuda-version {from_conda} but docker.cuda is {asked}",
                         fix=f"make them agree: set docker.cuda to {from_conda} or change the cuda-version pin")
@@ -126,7 +121,7 @@ def select_stack(env: "Environment") -> GpuStack | None:
     if not candidates:
         raise SpecError(f"CUDA {asked} is not in envbuild's GPU matrix",
                         fix=f"ask for one of {', '.join(s.cuda for s in known)}")
-    for framework, constraint in sorted(framework_pins(env).items()):
+    for framework, constraint in sorted(framework_pins(conda, pip).items()):
         try:
             wanted = SpecifierSet(constraint)
         except InvalidSpecifier:
@@ -147,12 +142,14 @@ def select_stack(env: "Environment") -> GpuStack | None:
     return candidates[-1]
 
 
-def conda_cuda_version(env: "Environment") -> str | None:
-    """The CUDA a conda `cuda-version` pin asks for (conda-forge's way of choosing the CUDA of a solve)."""
-    for spec in env.python.conda_dependencies.conda_packages:
-        match = re.match(r"^(?:[^:]+::)?cuda-version\s*(?:==?|\s)\s*(\d+\.\d+)", spec.strip())
-        if match:
-            return match.group(1)
+def conda_cuda_version(conda: Sequence) -> str | None:
+    """The CUDA a conda `cuda-version` pin asks for (conda-forge's way of choosing the CUDA of a solve):
+    `cuda-version=12.4` (`12.4.*`), `cuda-version 12.4` or `==12.4`."""
+    for record in conda:
+        if record.name == "cuda-version":
+            match = re.match(r"(?:==)?(\d+\.\d+)", record.constraint)
+            if match:
+                return match.group(1)
     return None
 
 
@@ -162,30 +159,10 @@ def _same_minor(stack_cuda: str, asked: str) -> bool:
 
 def stack_for_cuda(cuda: str | None) -> GpuStack:
     """The stack of CUDA `cuda` (major.minor), or the newest one."""
-    from .spec import Environment
-
-    env = Environment()
-    env.docker.gpu = True
-    env.docker.cuda = cuda
-    return select_stack(env)
+    return select_stack(gpu=True, cuda=cuda)
 
 
-def source_of(env: "Environment") -> str:
-    """Where the GPU libraries come from: the lock (conda) when the spec names them, else envbuild's base."""
-    deps = env.python.conda_dependencies
-    names = {re.split(r"[\s=<>!~\[]", spec.split("::")[-1].strip(), maxsplit=1)[0].lower() for spec in deps.conda_packages}
-    return "conda" if names & set(_CONDA_GPU_PACKAGES) else "pypi"
-
-
-def with_gpu_stack(env: "Environment") -> "Environment":
-    """`env` with its CUDA decided (docker.cuda set to the chosen stack's), so that keys and the solve see it.
-
-    Returns `env` itself when nothing changes (CPU environments, CUDA already given).
-    """
-    stack = select_stack(env)
-    if stack is None or env.docker.cuda == stack.cuda:
-        return env
-    chosen = env.copy()
-    chosen.docker.cuda = stack.cuda
-    chosen.docker.gpu = True
-    return chosen
+def source_of(conda: Sequence) -> str:
+    """Where the GPU libraries come from: the lock (conda) when the conda records name them, else envbuild's
+    base (pypi)."""
+    return "conda" if {r.name for r in conda} & set(_CONDA_GPU_PACKAGES) else "pypi"

@@ -1,34 +1,32 @@
-"""Canonical form and content keys: what makes two environments "the same".
+"""CanonicalSpec and every content key: what makes two environments, locks, plans and bases "the same".
 
 Rules (see the design notes): metadata never enters a key; order is dropped where it means nothing (packages,
-the constraints of one version range) and kept where it means priority (channels, index URLs); names are
-canonicalized (PEP 503 for pip, lowercase for conda); version constraints are parsed (packaging for pip, rattler's
-MatchSpec for conda) and re-printed in one spelling, merging only spellings that match exactly the same versions
-(`numpy=1.21` and `numpy 1.21.*`; `==1.0` and `==1.0.0`, equal under both PEP 440 and conda's zero padding). The
-key format is versioned so that a change of these rules invalidates old keys instead of silently reusing them.
+the constraints of one version range) and kept where it means priority (channels, index URLs); names and
+constraints are canonical (envbuild.packages); the GPU stack, the base reference and the platform are decided
+here, once, before the first key. The key format is versioned so that a change of these rules invalidates old
+keys instead of silently reusing them.
 
-Heavy parsers (packaging.requirements, rattler, yaml) are imported inside the functions that need them: this
-module is imported on the cache-hit path.
+Every key recipe is a function here whose docstring lists what enters it: `spec_key`, `request_key`,
+`file_memo_key`, `template_digest`, `lock_request_key`, `lock_key`, `lock_set_key`, `build_plan_key`,
+`user_base_key`.
+
+This module is imported on the cache-hit path: parsers (packaging, rattler, yaml, dataclasses' users) are
+imported inside the functions that need them.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
 import posixpath
-import re
 from pathlib import Path
-from typing import TYPE_CHECKING
-from urllib.parse import unquote, urlsplit, urlunsplit
+from typing import NamedTuple
 
 import xxhash
 
+from .channels import channel_identity, channel_url, expand_channel, keyed_channel
 from .errors import SpecError
-
-if TYPE_CHECKING:
-    from .spec import Environment
 
 # Bump when the canonical form or hashing changes: every key starts with it.
 KEY_FORMAT = "v1"
@@ -53,122 +51,123 @@ def tag_of(key: str) -> str:
     return key.replace(":", "-")
 
 
-def spec_key(env: Environment) -> str:
-    return key_of(canonical_form(env))
+# ---------------------------------------------------------------------------------------------------------------
+# Environment → CanonicalSpec
 
 
-def canonical_form(env: Environment) -> dict:
-    """The canonical, JSON-ready form of everything in `env` that changes the image it builds."""
+class CanonicalSpec(NamedTuple):
+    """Everything in an environment that changes the image it builds, parsed and decided once; `form` is its
+    JSON (what `key` hashes, what `envbuild spec canonical` prints, what `explain` compares). Never mutate
+    `form`: it is the key's.
+
+    The fields after `key` do not enter it: what the solver needs as written (credentials, for private
+    channels and indexes: keep them out of messages), where the spec came from (for messages), and what people
+    call it (labels). Immutable; a NamedTuple rather than a dataclass because this module is imported on the
+    cache-hit path, where `dataclasses` costs milliseconds of imports.
+    """
+
+    platform: str
+    channels: tuple[str, ...]  # in priority order, as keyed: public, local directories as file:// URLs
+    conda: tuple[PackageRecord, ...]  # sorted by name, then spelling
+    pip: tuple[PackageRecord, ...]  # sorted by spelling
+    pip_options: tuple[str, ...]  # in priority order, without credentials
+    user_managed: bool
+    variables: tuple[tuple[str, str], ...]  # sorted by name
+    lock_file: str | None  # a conda-lock.yml installed as it is
+    base_image: str | None  # as written: what the engine is asked for
+    base_dockerfile: str | None  # the text of the user's Dockerfile
+    build_context: str | None  # the user's build context directory, and its Dockerfile in it
+    dockerfile_path: str
+    build_context_digest: str | None  # keys.directory_digest of build_context
+    gpu: object | None  # the gpu.GpuStack decided for it (None: CPU)
+    gpu_source: str | None  # where the GPU libraries come from: "conda" (the lock) or "pypi" (envbuild's base)
+    form: dict
+    key: str
+    solver_channels: tuple[str, ...]  # the channels' URLs as the solver reaches them
+    solver_pip_options: tuple[str, ...]
+    origin: str | None  # the spec file, for messages
+    name: str
+    version: str | None
+    description: str | None
+
+    def __repr__(self) -> str:  # the solver's fields hold credentials: never print them
+        return f"CanonicalSpec(key={self.key!r}, name={self.name!r})"
+
+    @property
+    def cuda(self) -> str | None:
+        return self.gpu.cuda if self.gpu is not None else None
+
+
+def canonical_spec(env) -> CanonicalSpec:
+    """The CanonicalSpec of an Environment (a CanonicalSpec is returned as it is).
+
+    What enters the key: the platform; the channels (priority order, no credentials, `./chan` by where it is);
+    conda and pip packages (canonical spellings, sorted); pip options (order kept, no credentials);
+    user_managed; the environment variables; what a given lock file installs; the base (reference normalized,
+    the user Dockerfile's digest, the build context's content); and the GPU stack's CUDA, chosen here from
+    docker.gpu/cuda and the framework pins when none is given (gpu.select_stack).
+    """
+    if isinstance(env, CanonicalSpec):
+        return env
+    from .gpu import select_stack, source_of
+    from .packages import canonical_pip_option, conda_package, pip_package
+    from .platforms import normalize_platform
+
     deps = env.python.conda_dependencies
     docker = env.docker
-    return {
+    beside = Path(env.source_files[0]).parent if env.source_files else None
+    expanded = _dedupe([url for c in deps.channels for url in expand_channel(c)])
+    conda = {r.spelling: r for r in (conda_package(s, deps.origins.get(s)) for s in deps.conda_packages)}
+    pip = {r.spelling: r for r in (pip_package(r, deps.origins.get(r)) for r in deps.pip_packages)}
+    conda_records = tuple(sorted(conda.values(), key=lambda r: (r.name, r.spelling)))
+    pip_records = tuple(sorted(pip.values(), key=lambda r: r.spelling))
+    stack = select_stack(gpu=bool(docker.gpu), cuda=docker.cuda, conda=conda_records, pip=pip_records)
+    dockerfile_text = docker.base_dockerfile_text() if docker.base_dockerfile else None
+    context_digest = (directory_digest(docker.build_context, posixpath.normpath(docker.dockerfile_path))
+                      if docker.build_context else None)
+    spec = dict(
+        platform=normalize_platform(docker.platform),
+        channels=tuple(_dedupe([keyed_channel(url, beside) for url in expanded])),
+        conda=conda_records, pip=pip_records,
+        pip_options=tuple(_dedupe([canonical_pip_option(o) for o in deps.pip_options])),
+        user_managed=env.python.user_managed_dependencies,
+        variables=tuple((str(k), str(v)) for k, v in sorted(env.environment_variables.items())),
+        lock_file=env.lock_file or None,
+        base_image=docker.base_image, base_dockerfile=dockerfile_text, build_context=docker.build_context,
+        dockerfile_path=docker.dockerfile_path, build_context_digest=context_digest,
+        gpu=stack, gpu_source=source_of(conda_records) if stack is not None else None,
+    )
+    form = {
         "key_format": KEY_FORMAT,
         "template": TEMPLATE_VERSION,
-        "platform": normalize_platform(docker.platform),
-        "channels": _dedupe([_keyed_channel(url, env) for c in deps.channels for url in expand_channel(c)]),
-        "conda": sorted({canonical_conda_spec(s, deps.origins.get(s)) for s in deps.conda_packages},
-                        key=_conda_sort_key),
-        "pip": sorted({canonical_pip_requirement(r, deps.origins.get(r)) for r in deps.pip_packages}),
-        "pip_options": _dedupe([canonical_pip_option(o) for o in deps.pip_options]),
-        "user_managed": env.python.user_managed_dependencies,
-        "variables": {str(k): str(v) for k, v in sorted(env.environment_variables.items())},
+        "platform": spec["platform"],
+        "channels": list(spec["channels"]),
+        "conda": [r.spelling for r in conda_records],
+        "pip": [r.spelling for r in pip_records],
+        "pip_options": list(spec["pip_options"]),
+        "user_managed": spec["user_managed"],
+        "variables": dict(spec["variables"]),
         "lock_file": lock_file_digest(env.lock_file, docker.platform) if env.lock_file else None,
         "docker": {
             "base_image": normalize_image_reference(docker.base_image) if docker.base_image else None,
-            "base_dockerfile": digest(docker.base_dockerfile_text()) if docker.base_dockerfile else None,
-            "build_context": _build_context_key(docker.build_context, docker.dockerfile_path)
-            if docker.build_context else None,
-            "gpu": bool(docker.gpu or docker.cuda),
-            "cuda": normalize_cuda(docker.cuda) if docker.cuda else None,
+            "base_dockerfile": digest(dockerfile_text) if dockerfile_text is not None else None,
+            "build_context": f"{context_digest}:{posixpath.normpath(docker.dockerfile_path)}"
+            if context_digest else None,
+            "gpu": stack is not None,
+            "cuda": normalize_cuda(stack.cuda) if stack is not None else None,
         },
     }
-
-
-def _build_context_key(directory: str, dockerfile_path: str) -> str:
-    dockerfile = posixpath.normpath(dockerfile_path)
-    return f"{directory_digest(directory, dockerfile)}:{dockerfile}"
-
-
-def _keyed_channel(channel: str, env: Environment) -> str:
-    """A channel as it enters the key: a relative directory by where it is (two specs saying `./chan` beside
-    different files are different environments), and never a credential (a rotated token is the same channel)."""
-    if "://" not in channel and "${" not in channel:
-        from .resolver import channel_url
-
-        resolved = channel_url(channel, env)
-        if resolved.startswith("file://"):
-            return resolved
-        return re.sub(r"^t/[^/]+/", "", channel)  # an anaconda.org token: `t/<token>/name` is `name`
-    return public_url(channel)
+    return CanonicalSpec(
+        **spec, form=form, key=spec_key(form),
+        solver_channels=tuple(channel_url(c, beside) for c in expanded),
+        solver_pip_options=tuple(_dedupe([canonical_pip_option(o, keep_credentials=True) for o in deps.pip_options])),
+        origin=env.source_files[0] if env.source_files else None,
+        name=env.name, version=None if env.version is None else str(env.version), description=env.description,
+    )
 
 
 def _dedupe(items: list[str]) -> list[str]:
     return list(dict.fromkeys(items))
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# channels, platforms, images
-
-
-_ANACONDA_ORG = ("https://conda.anaconda.org/", "http://conda.anaconda.org/")
-_PLATFORM_ALIASES = {"linux/amd64": "linux-64", "linux/x86_64": "linux-64", "linux/arm64": "linux-aarch64",
-                     "linux/aarch64": "linux-aarch64", "linux/ppc64le": "linux-ppc64le", "linux/s390x": "linux-s390x"}
-
-
-def normalize_channel(channel: str) -> str:
-    """`https://conda.anaconda.org/conda-forge/` → `conda-forge`; `/srv/chan` → `file:///srv/chan`."""
-    text = channel.strip().rstrip("/")
-    for prefix in _ANACONDA_ORG:
-        if text.startswith(prefix) and len(text) > len(prefix):
-            return text[len(prefix):]
-    if os.path.isabs(text) and "://" not in text:
-        return Path(text).as_uri()
-    return text
-
-
-# What conda's `defaults` means on Linux (without a .condarc that redefines it): two channels, in this order.
-DEFAULT_CHANNELS = ("https://repo.anaconda.com/pkgs/main", "https://repo.anaconda.com/pkgs/r")
-
-
-def expand_channel(channel: str) -> list[str]:
-    """The channels one entry of `channels:` stands for: `defaults` is two, `nodefaults` none (envbuild never
-    adds defaults on its own), `pkgs/main` is Anaconda's URL; others are one, normalized."""
-    text = normalize_channel(channel)
-    if text == "defaults":
-        return list(DEFAULT_CHANNELS)
-    if text == "nodefaults":
-        return []
-    if text in ("pkgs/main", "pkgs/r"):
-        return [f"https://repo.anaconda.com/{text}"]
-    return [text]
-
-def public_url(url: str) -> str:
-    """`url` without credentials: no user:password@, no anaconda.org `/t/<token>/` segment."""
-    parts = urlsplit(url)
-    netloc = parts.netloc.rpartition("@")[2]
-    path = re.sub(r"/t/[^/]+/", "/", parts.path)
-    return urlunsplit((parts.scheme, netloc, path, parts.query, parts.fragment))
-
-
-def channel_identity(url: str, platforms: list[str]) -> list:
-    """A local channel by the size and mtime of its repodata files (re-indexing it is a change); a remote one
-    by its URL without credentials (a rotated token is the same channel)."""
-    if not url.startswith("file://"):
-        return [public_url(url)]
-    root = Path(unquote(urlsplit(url).path))
-    stamps = []
-    for subdir in [*platforms, "noarch"]:
-        try:
-            st = (root / subdir / "repodata.json").stat()
-            stamps.append([subdir, st.st_size, st.st_mtime_ns])
-        except OSError:
-            stamps.append([subdir, None])
-    return [url, stamps]
-
-
-def normalize_platform(platform: str) -> str:
-    text = platform.strip().lower()
-    return _PLATFORM_ALIASES.get(text, text)
 
 
 def normalize_cuda(version: str) -> str:
@@ -183,7 +182,7 @@ def normalize_image_reference(reference: str) -> str:
     """Docker's own normalization: `python` → `docker.io/library/python:latest`; a digest wins over a tag.
 
     Only the reference is keyed here; the base image's id (its digest where it was resolved) enters the request
-    key when building (api.request_key), so a moved tag does not reuse an image built on the old one.
+    key when building (request_key), so a moved tag does not reuse an image built on the old one.
     """
     text = reference.strip()
     name, at, image_digest = text.partition("@")
@@ -202,237 +201,89 @@ def normalize_image_reference(reference: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# conda
+# the key recipes
 
 
-def _conda_sort_key(spec: str) -> tuple[str, str]:
-    return (spec.split("::")[-1].split("[")[0].split(" ")[0], spec)
+def spec_key(form: dict) -> str:
+    """The spec key: the canonical form (CanonicalSpec.form, see canonical_spec for what enters it) under the
+    key format and the template version. What the lock cache and the request key start from."""
+    return key_of(form)
 
 
-# key="value" | key=[a, b] | key=value inside rattler's canonical `name[...]` string
-_BRACKET_FIELD = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\[[^\]]*\]|[^,\]]*)')
+def request_key(spec_key: str, base_id: str, template_digest: str | None, local_channels=(),
+                platform: str = "linux-64") -> str:
+    """What a build request is keyed by before locking: the spec key, the exact base image (its id: a moved tag
+    is another base), the user template's digest, and the current content of the spec's local channels
+    (re-indexing one must not serve the image of its old packages)."""
+    value = {"spec": spec_key, "base": base_id, "template": template_digest}
+    if local_channels:
+        value["channels"] = [channel_identity(url, [platform]) for url in local_channels]
+    return key_of(value)
 
 
-def canonical_conda_spec(spec: str, origin=None) -> str:
-    """One spelling per conda match spec (memoized: embedders key many specs that share most packages)."""
-    try:
-        return _canonical_conda_spec(spec.strip())
-    except SpecError as exc:
-        raise _located(exc, origin) from None
+def template_digest(template) -> str | None:
+    """The user template's bytes (None: envbuild's own, which TEMPLATE_VERSION stands for)."""
+    return digest(Path(template).read_bytes()) if template else None
 
 
-def canonical_pip_requirement(requirement: str, origin=None) -> str:
-    """One spelling per PEP 508 requirement (memoized like canonical_conda_spec)."""
-    try:
-        return _canonical_pip_requirement(requirement.strip())
-    except SpecError as exc:
-        raise _located(exc, origin) from None
+def file_memo_key(file: Path, base_image: str | None) -> str:
+    """What the byte-for-byte fast path remembers a spec file by: its absolute path, its bytes and the
+    `--base-image` override (the same bytes on another base are another environment)."""
+    return key_of({"path": str(file.resolve()), "bytes": digest(file.read_bytes()), "base": base_image})
 
 
-def _located(error: SpecError, origin) -> SpecError:
-    return SpecError(error.what, where=str(origin) if origin else error.where, fix=error.fix)
+def lock_request_key(spec: CanonicalSpec, platforms: list[str], *, python_version: str | None = None,
+                     glibc: str | None = None, exclude_newer=None) -> str:
+    """What a lock is cached under: the spec key, a given lock file's bytes, the channels' current content, the
+    target platforms, the cut-off date (an aware datetime), the Python and glibc of the base, and the variables
+    that change a solve (virtual-package overrides, pip's index variables).
 
-
-@functools.lru_cache(maxsize=1 << 16)
-def _canonical_conda_spec(spec: str) -> str:
-    """One spelling per conda match spec.
-
-    `NumPy <2,>=1.20` and `numpy>=1.20,<2` → `numpy <2,>=1.20`; `numpy=1.21` → `numpy 1.21.*`;
-    `https://conda.anaconda.org/conda-forge::numpy` → `conda-forge::numpy`; `numpy[build=py39*]` →
-    `numpy * py39*`. Other bracket fields (build_number, subdir, md5, ...) stay in rattler's canonical order.
+    Channel identity (channels.channel_identity): a local channel by the size and modification time of each
+    repodata file the solve reads, so re-indexing it invalidates the lock; a remote one by its URL alone
+    (asking it for an ETag would cost a round trip on every hit): a lock stays put until `--refresh`, and
+    `--exclude-newer` makes a remote solve repeatable anyway.
     """
-    from rattler import MatchSpec
-
-    try:
-        match = MatchSpec(spec.strip())
-        canonical = match.to_canonical_string()
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    # rattler's own errors, and pyo3's PanicException (a BaseException) on odd input
-    except BaseException as exc:  # noqa: BLE001
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SpecError(f"invalid conda match spec {spec.strip()!r}: {reason}",
-                        fix="write a conda match spec such as `numpy>=1.24,<2`, `numpy=1.26` or "
-                            "`conda-forge::numpy 1.26.* py311*`") from None
-    if match.name is None:
-        raise SpecError(f"conda match spec {spec.strip()!r} names no package",
-                        fix="start the spec with the package name")
-    fields = {}
-    if "[" in canonical:
-        fields = {k: v for k, v in _BRACKET_FIELD.findall(canonical[canonical.index("["):])}
-    version = canonical_conda_version(_unquote(fields.pop("version", '"*"')))
-    build = _unquote(fields.pop("build", '""')) or None
-    channel = fields.pop("channel", None)
-    out = match.name.normalized
-    if channel:
-        out = f"{normalize_channel(_unquote(channel))}::{out}"
-    if build:
-        out += f" {version} {build}"
-    elif version != "*":
-        out += f" {version}"
-    if fields:
-        out += "[" + ",".join(f"{k}={v}" for k, v in fields.items()) + "]"
-    try:
-        MatchSpec(out)  # the resolver receives this spelling: it must parse back
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except BaseException:  # noqa: BLE001  (as above)
-        raise SpecError(f"conda match spec {spec.strip()!r} cannot be written back in conda's syntax (as {out!r})",
-                        fix="remove quotes and unusual characters from the version and build parts") from None
-    return out
+    return key_of({
+        "spec": spec.key,
+        "lock_file": digest(Path(spec.lock_file).read_bytes()) if spec.lock_file else None,
+        "channels": [channel_identity(url, platforms) for url in spec.solver_channels],
+        "platforms": list(platforms),
+        "exclude_newer": exclude_newer.isoformat() if exclude_newer else None,
+        "python": python_version,
+        "glibc": glibc,
+        "overrides": {name: os.environ[name] for name in sorted(_SOLVE_VARIABLES) if name in os.environ},
+    })
 
 
-def _unquote(value: str) -> str:
-    return value[1:-1] if value.startswith('"') else value
+_SOLVE_VARIABLES = {"CONDA_OVERRIDE_CUDA", "CONDA_OVERRIDE_GLIBC", "CONDA_OVERRIDE_OSX", "PIP_INDEX_URL",
+                    "PIP_EXTRA_INDEX_URL"}
 
 
-_PLAIN_VERSION_CONSTRAINT = re.compile(r"^(==|!=|>=|<=|>|<)(\d+(?:\.\d+)*)$")
+def lock_key(packages) -> str:
+    """The lock key: manager, URL (without fragment) and sha256 of every package, sorted. Only what gets
+    installed: two specs that resolve to the same packages share one image."""
+    return key_of(sorted([p.manager, p.url.split("#")[0], p.sha256] for p in packages))
 
 
-def canonical_conda_version(version: str) -> str:
-    """Sort the AND-ed constraints of each OR branch and the branches; drop padding zeros where it is exact.
-
-    conda compares `1.20` and `1.20.0` as equal, so `>=1.20.0` is `>=1.20`; globs (`1.20.0.*`) and `~=` keep
-    every component because there the number of components changes the meaning.
-    """
-    text = version.replace(" ", "")
-    if not text or "(" in text:
-        return text or "*"
-    branches = set()
-    for branch in text.split("|"):
-        constraints = {_conda_constraint(c) for c in branch.split(",") if c}
-        if constraints - {"*"}:
-            constraints.discard("*")
-        branches.add(",".join(sorted(constraints)))
-    if "*" in branches or "" in branches:
-        return "*"
-    return "|".join(sorted(branches))
+def lock_set_key(locks) -> str:
+    """The key of a multi-platform lock: each platform's lock key."""
+    return key_of({lock.platform: lock.key for lock in locks})
 
 
-def _conda_constraint(constraint: str) -> str:
-    match = _PLAIN_VERSION_CONSTRAINT.match(constraint)
-    if not match:
-        return constraint
-    op, number = match.groups()
-    parts = number.split(".")
-    while len(parts) > 1 and int(parts[-1]) == 0:
-        parts.pop()
-    return op + ".".join(str(int(p)) for p in parts)
+def build_plan_key(dockerfile: str, base_id: str, context: dict) -> str:
+    """The build key: the Dockerfile text, the base image's id, and each context file's sha256 by its path.
+    Labels that only describe (name, version) are applied at build time and stay out."""
+    return key_of({"dockerfile": dockerfile, "base": base_id,
+                   "context": {name: item.digest() for name, item in sorted(context.items())}})
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# pip
-
-
-def canonical_pip_option(option: str, *, keep_credentials: bool = False) -> str:
-    """`--index-url "https://u:tok@x/simple/"` → `--index-url https://x/simple` (credentials kept only for the
-    solver, which needs them; a key never holds them, and a rotated token is the same index).
-
-    Naming PyPI's own index is kept: it is not the same as naming none when PIP_INDEX_URL points elsewhere.
-    """
-    flag, _, value = option.partition(" ")
-    value = value.strip().strip("'\"").strip()
-    if flag in ("--index-url", "--extra-index-url", "--find-links"):
-        value = value.rstrip("/") if keep_credentials else public_url(value.rstrip("/"))
-    return f"{flag} {value}".strip()
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def _canonical_pip_requirement(requirement: str) -> str:
-    """One spelling per PEP 508 requirement.
-
-    `Scikit_Learn[B,a]<2.0,>=1 ; python_version>"3"` → `scikit-learn[a,b]<2,>=1; python_version > "3"`;
-    `git+https://host/x.git#egg=X` → `x @ git+https://host/x.git`.
-    """
-    from packaging.requirements import InvalidRequirement, Requirement
-    from packaging.utils import canonicalize_name
-
-    text = _named_url_requirement(requirement.strip())
-    if _VCS_OR_URL.match(text):
-        return _nameless_url_requirement(text)
-    try:
-        req = Requirement(text)
-    except InvalidRequirement as exc:
-        raise SpecError(f"invalid requirement {requirement.strip()!r}: {exc}",
-                        fix="write a PEP 508 requirement, e.g. `numpy>=1.24,<2` or `name @ https://...`") from None
-    out = canonicalize_name(req.name)
-    if req.extras:
-        out += "[" + ",".join(sorted({canonicalize_name(e) for e in req.extras})) + "]"
-    if req.url:
-        out += f" @ {_without_egg(req.url)}"
-    elif req.specifier:
-        out += ",".join(sorted({_canonical_specifier(s) for s in req.specifier}))
-    if req.marker:
-        out += f"; {req.marker}"
-    try:
-        Requirement(out)  # the resolver receives this spelling: it must parse back
-    except InvalidRequirement:
-        raise SpecError(f"requirement {requirement.strip()!r} cannot be written back as PEP 508 (as {out!r})",
-                        fix="write it as `name`, `name<spec>` or `name @ URL` with a valid project name") from None
-    return out
-
-
-_VCS_OR_URL = re.compile(r"^(git|hg|svn|bzr)\+|^(https?|file)://")
-
-
-def _named_url_requirement(text: str) -> str:
-    """pip's name-less URL forms (`git+URL#egg=name`, `https://.../name-1.0-py3-none-any.whl`) → `name @ URL`."""
-    if not _VCS_OR_URL.match(text):
-        return text
-    url, _, marker = text.partition(";")
-    url = url.strip()
-    egg = re.search(r"[#&]egg=([A-Za-z0-9_.\-]+(?:\[[^\]]*\])?)", url)
-    if egg:
-        name = egg.group(1)
-    else:
-        from packaging.utils import InvalidWheelFilename, parse_wheel_filename
-
-        try:
-            name = parse_wheel_filename(url.split("#")[0].rsplit("/", 1)[-1])[0]
-        except InvalidWheelFilename:
-            return text  # only building it tells its name: pip and uv accept it so
-    return f"{name} @ {url}" + (f"; {marker.strip()}" if marker.strip() else "")
-
-
-def _nameless_url_requirement(text: str) -> str:
-    """`git+https://host/repo.git` with no name anywhere: keyed by its URL (the URL says what gets built)."""
-    from packaging.markers import InvalidMarker, Marker
-
-    url, _, marker = text.partition(";")
-    url = _without_egg(url.strip())
-    if re.search(r"\s", url):
-        raise SpecError(f"invalid URL requirement {text!r}",
-                        fix="write it as `name @ URL` with a URL without spaces")
-    if not marker.strip():
-        return url
-    try:
-        return f"{url}; {Marker(marker.strip())}"
-    except InvalidMarker as exc:
-        raise SpecError(f"invalid environment marker in {text!r}: {exc}",
-                        fix='write a PEP 508 marker, e.g. `; python_version >= "3.10"`') from None
-
-
-def _without_egg(url: str) -> str:
-    # `#egg=` only names the project, which the requirement now carries; other fragments (subdirectory) stay.
-    base, _, fragment = url.partition("#")
-    kept = [p for p in fragment.split("&") if p and not p.startswith("egg=")]
-    return base + ("#" + "&".join(kept) if kept else "")
-
-
-def _canonical_specifier(specifier) -> str:
-    """`==1.0.0` → `==1`: PEP 440 pads release segments with zeros when comparing, so both match the same set.
-
-    `~=` (its component count sets the upper bound), wildcards' prefixes and `===` (string equality) keep every
-    component.
-    """
-    from packaging.utils import canonicalize_version
-
-    op, version = specifier.operator, specifier.version
-    if op == "===":
-        return f"{op}{version}"
-    if version.endswith(".*"):
-        return f"{op}{canonicalize_version(version[:-2], strip_trailing_zero=False)}.*"
-    return f"{op}{canonicalize_version(version, strip_trailing_zero=op != '~=')}"
+def user_base_key(spec: CanonicalSpec) -> str:
+    """The key a user's own base is tagged by: its build context's content and Dockerfile path, or its
+    Dockerfile text. An edit builds a new base; anything else reuses it."""
+    if spec.build_context is not None:
+        # The Dockerfile path matters: .dockerignore may exclude it, and the digest must still see its edits.
+        return key_of({"context": spec.build_context_digest, "dockerfile": spec.dockerfile_path})
+    return key_of({"dockerfile": digest(spec.base_dockerfile)})
 
 
 # ---------------------------------------------------------------------------------------------------------------

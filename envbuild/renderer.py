@@ -29,12 +29,11 @@ from typing import TYPE_CHECKING
 
 from . import __version__
 from .errors import RenderError
-from .keys import TEMPLATE_VERSION, key_of, tag_of
+from .keys import TEMPLATE_VERSION, CanonicalSpec, build_plan_key, tag_of
+from .lockfile import Lock
 
 if TYPE_CHECKING:
     from .bases import BaseImage
-    from .resolver import Lock
-    from .spec import Environment
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 DATA = Path(__file__).resolve().parent / "data"
@@ -74,18 +73,17 @@ class ContextFile:
 
 @dataclass(frozen=True)
 class BuildPlan:
+    """What one image is built from: the Dockerfile and its context on a base, and the build key over them
+    (keys.build_plan_key), computed once by `plan`."""
+
     dockerfile: str
     context: dict[str, ContextFile] = field(repr=False)
     base_id: str
     spec_key: str
     lock_key: str
+    key: str
     # Labels that describe without defining (name, version, description): applied at build time, outside the key.
     metadata_labels: dict[str, str] = field(default_factory=dict, compare=False)
-
-    @property
-    def key(self) -> str:
-        return key_of({"dockerfile": self.dockerfile, "base": self.base_id,
-                       "context": {name: f.digest() for name, f in sorted(self.context.items())}})
 
     @property
     def image(self) -> str:
@@ -190,13 +188,13 @@ def _image_labels(lock: "Lock", base: "BaseImage", gpu) -> dict[str, str]:
     return labels
 
 
-def metadata_labels(env: "Environment") -> dict[str, str]:
+def metadata_labels(spec: CanonicalSpec) -> dict[str, str]:
     """OCI labels of what people call the environment: applied at build time, never part of the build key."""
-    labels = {"org.opencontainers.image.title": env.name, "org.opencontainers.image.vendor": "envbuild"}
-    if env.description:
-        labels["org.opencontainers.image.description"] = env.description
-    if env.version is not None:
-        labels["org.opencontainers.image.version"] = str(env.version)
+    labels = {"org.opencontainers.image.title": spec.name, "org.opencontainers.image.vendor": "envbuild"}
+    if spec.description:
+        labels["org.opencontainers.image.description"] = spec.description
+    if spec.version is not None:
+        labels["org.opencontainers.image.version"] = spec.version
     return labels
 
 
@@ -219,18 +217,16 @@ def _template_environment(template: str | os.PathLike | None):
     return environment, template_name
 
 
-def render(env: "Environment", lock: "Lock", base: "BaseImage", *, template: str | os.PathLike | None = None,
-           installer_from: str | None = None, buildkit: bool = True, gpu_stack=None) -> BuildPlan:
-    """Render the Dockerfile and context of `env` locked as `lock` on `base`.
+def render(spec: CanonicalSpec, lock: Lock, base: "BaseImage", *, template: str | os.PathLike | None = None,
+           installer_from: str | None = None, buildkit: bool = True) -> BuildPlan:
+    """Render the Dockerfile and context of `spec` locked as `lock` on `base`, with the GPU stack `spec` was
+    given (keys.canonical_spec decides it).
 
-    `buildkit=False` renders for the classic builder (no cache mounts, no secrets). `gpu_stack` (a
-    gpu.GpuStack) overrides the stack the environment's GPU request selects.
+    `buildkit=False` renders for the classic builder (no cache mounts, no secrets).
     """
     import jinja2
 
-    from .gpu import select_stack, source_of
-
-    user_managed = env.python.user_managed_dependencies
+    user_managed = spec.user_managed
     conda = [] if user_managed else lock.conda
     pip = [] if user_managed else lock.pip
     # The lock file enters the build key by what it installs (lock.key), not by its text, whose metadata names the
@@ -241,19 +237,19 @@ def render(env: "Environment", lock: "Lock", base: "BaseImage", *, template: str
     if conda:
         context.update(_conda_context(conda))
 
-    stack = gpu_stack or select_stack(env)
+    stack = spec.gpu
     gpu = None
     if stack is not None:
         from .bases import gpu_base_tag
 
-        source = source_of(env)
+        source = spec.gpu_source
         # A base without the stack gets its libraries from envbuild's GPU base of the same versions.
         libraries_from = gpu_base_tag(stack) if source == "pypi" and base.cuda is None else None
         gpu = {"describe": stack.describe(), "source": source,
                "require": quote(f"cuda>={stack.cuda}", "NVIDIA_REQUIRE_CUDA"),
                "libraries_from": libraries_from and check_image_ref(libraries_from, "GPU base")}
     variables = [(_check_name(k, _ENV_NAME, "environment variable name"), quote(v, f"environment variable {k}"))
-                 for k, v in sorted(env.environment_variables.items())]
+                 for k, v in spec.variables]
     labels = [f"{_check_name(k, _LABEL_NAME, 'label name')}={quote(v, f'label {k}')}"
               for k, v in sorted(_image_labels(lock, base, stack).items())]
 
@@ -274,4 +270,4 @@ def render(env: "Environment", lock: "Lock", base: "BaseImage", *, template: str
     text = re.sub(r"[ \t]+\n", "\n", text)
     text = re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
     return BuildPlan(dockerfile=text, context=context, base_id=base.id, spec_key=lock.spec_key, lock_key=lock.key,
-                     metadata_labels=metadata_labels(env))
+                     key=build_plan_key(text, base.id, context), metadata_labels=metadata_labels(spec))

@@ -6,9 +6,15 @@ from __future__ import annotations
 import pytest
 
 from envbuild.errors import SpecError
-from envbuild.gpu import select_stack, stacks, with_gpu_stack
+from envbuild.gpu import stacks
+from envbuild.keys import canonical_spec
 from envbuild.spec import Environment
 from tests.support.cli import cli
+
+
+def select_stack(env: Environment):
+    """The stack keys.canonical_spec decides for `env`, once, before the first key."""
+    return canonical_spec(env).gpu
 
 
 def gpu_env(*pip: str, conda: tuple[str, ...] = (), cuda: str | None = None) -> Environment:
@@ -57,10 +63,8 @@ def test_a_torch_pin_for_another_cuda_is_an_error_that_names_the_cuda_it_needs()
 
 
 def test_a_conda_cuda_version_pin_chooses_the_stack_and_must_agree_with_docker_cuda():
-    from envbuild.gpu import source_of
-
     env = gpu_env(conda=("cuda-version=12.4", "cudnn", "nccl"))
-    assert select_stack(env).cuda == "12.4" and source_of(env) == "conda"
+    assert select_stack(env).cuda == "12.4" and canonical_spec(env).gpu_source == "conda"
     with pytest.raises(SpecError, match="cuda-version 12.4"):
         select_stack(gpu_env(conda=("cuda-version=12.4",), cuda="12.6"))
 
@@ -70,12 +74,12 @@ def test_unknown_cuda_is_an_error_listing_the_known_ones():
         select_stack(gpu_env(cuda="11.0"))
 
 
-def test_the_chosen_cuda_is_written_into_the_environment_so_the_solve_sees_it():
+def test_the_chosen_cuda_enters_the_key_and_the_solve():
     env = gpu_env("torch==2.6.0")
-    chosen = with_gpu_stack(env)
-    assert chosen.docker.cuda == "12.4" and env.docker.cuda is None
-    assert chosen.key != env.key
-    from envbuild.resolver import virtual_packages_for
+    chosen = canonical_spec(env)
+    assert chosen.cuda == "12.4" and env.docker.cuda is None
+    assert chosen.key == gpu_env("torch==2.6.0", cuda="12.4").key  # deciding it is asking for it
+    from envbuild.resolver.conda import virtual_packages_for
 
     cuda = [str(p) for p in virtual_packages_for(chosen, "linux-64") if "__cuda" in str(p)]
     assert cuda and "12.4" in cuda[0]
@@ -151,7 +155,7 @@ def test_a_base_with_another_cuda_is_refused(engine):
     env = gpu_env("torch==2.7.1")  # built for CUDA 12.6
     env.docker.base_image = gpu_base_tag(stack_for_cuda("12.4"))  # the base the tests above build
     with pytest.raises(SpecError, match="CUDA 12.6"):
-        base_for_env(env, engine)
+        base_for_env(canonical_spec(env), engine)
 
 
 @pytest.mark.engine

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from envbuild import keys
 from envbuild.explain import diff_canonical, format_differences
-from envbuild.keys import canonical_conda_spec, canonical_pip_requirement
+from envbuild.packages import canonical_conda_spec, canonical_pip_requirement
 from envbuild.spec import Environment
 from tests.conftest import write
 from tests.support.cli import run_main
@@ -151,7 +151,7 @@ def test_docker_settings_and_versions_enter_the_key(tmp_path, monkeypatch):
     changed(lambda e: setattr(e.docker, "platform", "linux-aarch64"))
     changed(lambda e: setattr(e.docker, "gpu", True))
     changed(lambda e: (setattr(e.docker, "gpu", True), setattr(e.docker, "cuda", "12.1")))
-    changed(lambda e: (setattr(e.docker, "gpu", True), setattr(e.docker, "cuda", "12.2")))
+    changed(lambda e: (setattr(e.docker, "gpu", True), setattr(e.docker, "cuda", "12.3")))
     changed(lambda e: setattr(e.docker, "base_image", "python:3.11"))
     changed(lambda e: setattr(e.docker, "base_image", "python:3.12"))
     changed(lambda e: setattr(e.docker, "base_image", "python@sha256:" + "a" * 64))

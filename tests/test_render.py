@@ -12,8 +12,9 @@ import pytest
 
 from envbuild.bases import BaseImage
 from envbuild.errors import RenderError
-from envbuild.renderer import render
-from envbuild.resolver import Lock, LockedPackage
+from envbuild.keys import canonical_spec, lock_key
+from envbuild.lockfile import Lock, LockedPackage
+from envbuild.renderer import render as render_plan
 from envbuild.spec import Environment
 from tests.conftest import write
 
@@ -43,7 +44,11 @@ def fixed_installer(monkeypatch):
 
 def make_lock(*packages: LockedPackage, spec_key: str = "v1:spec") -> Lock:
     return Lock(platform="linux-64", spec_key=spec_key, python_version="3.11", channels=(), packages=packages,
-                text="version: 1\n# a lock\n")
+                key=lock_key(packages), text="version: 1\n# a lock\n")
+
+
+def render(env: Environment, lock: Lock, base: BaseImage, **options):
+    return render_plan(canonical_spec(env), lock, base, **options)
 
 
 def make_env(**variables: str) -> Environment:

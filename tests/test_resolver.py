@@ -20,7 +20,10 @@ import pytest
 
 import envbuild
 from envbuild.errors import ResolveError, SpecError
-from envbuild.resolver import channel_url, public_url, read_lock_set, resolve, resolve_platforms
+from envbuild import keys, resolver
+from envbuild.channels import channel_url, public_url
+from envbuild.keys import canonical_spec
+from envbuild.resolver import read_lock_set
 from tests.conftest import write
 from tests.support.cli import cli
 from tests.support.conda_channel import add_package, make_mirror_channel
@@ -34,6 +37,20 @@ def mirror_channel(tmp_path_factory) -> Path:
 def conda_env(tmp_path: Path, channels: list, *dependencies: str, name: str = "environment.yml"):
     lines = ["channels:", *[f"  - {c}" for c in channels], "dependencies:", *[f"  - {d}" for d in dependencies]]
     return envbuild.Environment.from_file(write(tmp_path / name, "\n".join(lines) + "\n"))
+
+
+def resolve(env, **options):
+    return resolver.resolve(canonical_spec(env), **options)
+
+
+def resolve_platforms(env, platforms):
+    return resolver.resolve_platforms(canonical_spec(env), platforms)
+
+
+def lock_request_key(env, **options) -> str:
+    """The lock-cache key `envbuild.lock(env)` looks up (its own platform)."""
+    spec = canonical_spec(env)
+    return keys.lock_request_key(spec, [spec.platform], **options)
 
 
 def versions(lock) -> dict[str, str]:
@@ -124,7 +141,7 @@ def test_cuda_request_lets_a_gpu_package_solve_without_a_gpu(tmp_path, conda_cha
     env = conda_env(tmp_path, [conda_channel.as_uri()], "gpu-kernel")
     with pytest.raises(ResolveError, match="__cuda"):
         resolve(env)
-    env.docker.cuda = "12.2"
+    env.docker.cuda = "12.4"
     assert versions(resolve(env)) == {"gpu-kernel": "1.0"}
 
 
@@ -203,7 +220,6 @@ def test_lock_cache_hit_refresh_and_invalidation_when_the_channel_changes(tmp_pa
 
 def test_failed_solve_caches_nothing(tmp_path, home, conda_channel):
     from envbuild.cache import Index
-    from envbuild.resolver import lock_request_key
 
     env = conda_env(tmp_path, [conda_channel.as_uri()], "clash")
     stages: list[str] = []
@@ -378,8 +394,6 @@ def test_public_url_strips_every_kind_of_credential():
 
 
 def test_variables_that_change_a_solve_change_the_lock_cache_key(tmp_path, monkeypatch):
-    from envbuild.resolver import lock_request_key
-
     env = envbuild.Environment.from_file(write(tmp_path / "requirements.txt", "six\n"))
     for name in ("CONDA_OVERRIDE_CUDA", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL"):
         monkeypatch.delenv(name, raising=False)

@@ -77,11 +77,11 @@ def test_a_working_directory_that_would_hide_system_files_is_mounted_at_workspac
 def test_gpu_images_are_known_by_the_cuda_label_the_renderer_gives_them():
     """run decides on --gpus from the image; the label it reads is the one the renderer writes for GPU stacks."""
     from envbuild.bases import BaseImage
-    from envbuild.gpu import with_gpu_stack
+    from envbuild.keys import canonical_spec
     from envbuild.renderer import render
 
     for name, gpu in (("pytorch-gpu", True), ("sklearn", False)):
-        env = with_gpu_stack(curated.load_curated(f"curated:{name}@latest"))
+        env = canonical_spec(curated.load_curated(f"curated:{name}@latest"))
         lock = read_lock(curated.curated_path(f"curated:{name}") / "conda-lock.yml")
         base = BaseImage(ref="base:nominal", id="nominal", python_version="3.11", glibc="2.36", from_ref="base:nominal")
         assert (f"{runner.GPU_LABEL}=" in render(env, lock, base).dockerfile) is gpu

@@ -26,20 +26,20 @@ def render_one(folder: Path) -> str:
     from envbuild.api import lock
     from envbuild.bases import BaseImage, gpu_base_tag, resolve_base
     from envbuild.engine import Engine
-    from envbuild.gpu import select_stack, wants_gpu
+    from envbuild.keys import canonical_spec
     from envbuild.renderer import render
 
-    env = curated.load_curated(f"curated:{folder.parent.name}:{folder.name}")
-    if wants_gpu(env):
-        stack = select_stack(env)
+    spec = canonical_spec(curated.load_curated(f"curated:{folder.parent.name}:{folder.name}"))
+    stack = spec.gpu
+    if stack is not None:
         tag = gpu_base_tag(stack)
         # Described as gpu.Dockerfile labels it, so that the rendering need not build it (CUDA wheels: GBs).
         base = BaseImage(ref=tag, id=f"unbuilt:{tag}", python_version="3.11", glibc="2.36", from_ref=tag,
                          cuda=stack.cuda_runtime)
     else:
-        base = resolve_base(env.docker.base_image, Engine())
-    resolved = lock(env, python_version=base.python_version, glibc=base.glibc)
-    plan = render(env, resolved, base)
+        base = resolve_base(spec.base_image, Engine())
+    resolved = lock(spec, python_version=base.python_version, glibc=base.glibc)
+    plan = render(spec, resolved, base)
     for stale in sorted(folder.rglob("*"), reverse=True):  # the previous rendering, files before their folders
         if stale.name not in (ENVIRONMENT_FILE, CONDA_FILE):
             stale.rmdir() if stale.is_dir() else stale.unlink()

@@ -77,7 +77,7 @@ _UNIDEP_SELECTOR = re.compile(r"^sel\((.+)\)$")
 
 
 def _load_dependencies(document: YamlDocument, env) -> None:
-    from ..keys import canonical_conda_spec
+    from ..packages import canonical_conda_spec
 
     data, root = document.data, document.node
     items = data.get("dependencies") or []

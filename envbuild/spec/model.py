@@ -322,15 +322,16 @@ class Environment:
         return copy.deepcopy(self)
 
     def canonical(self) -> dict:
-        from ..keys import canonical_form
+        """The canonical form: the JSON of keys.canonical_spec(self), what the key hashes."""
+        from ..keys import canonical_spec
 
-        return canonical_form(self)
+        return canonical_spec(self).form
 
     @property
     def key(self) -> str:
-        from ..keys import spec_key
+        from ..keys import canonical_spec
 
-        return spec_key(self)
+        return canonical_spec(self).key
 
 
 def _conda_name(spec: str) -> str:

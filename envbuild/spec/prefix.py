@@ -83,7 +83,7 @@ def find_conda_environment(name_or_prefix: str) -> Path:
 
 
 def _record_channel(record: dict, subdir: str) -> str | None:
-    from ..keys import normalize_channel
+    from ..channels import normalize_channel
 
     channel = (record.get("channel") or "").rstrip("/")
     if not channel and record.get("url"):

@@ -125,7 +125,7 @@ def _parse_one(text: str, origin: Origin, seen: set[str], files: list[str]) -> l
 
 
 def _validate_requirement(text: str, origin: Origin) -> None:
-    from ..keys import canonical_pip_requirement
+    from ..packages import canonical_pip_requirement
 
     if re.match(r"^(\.{0,2}/|~|[A-Za-z]:\\)", text) or text.startswith("file:") or re.search(r"@\s*file:", text):
         raise SpecError(f"local path requirement {text!r} is not reproducible in an image", where=str(origin),
