@@ -17,7 +17,8 @@ from envbuild.engine import Engine, current_endpoint
 from envbuild.engine.endpoint import DEFAULT_HOST, Endpoint
 from envbuild.runner import run_image
 from tests.conftest import DOCKER, write
-from tests.support.cache_helpers import cli_json, unique_template
+from tests.support.cache_helpers import unique_template
+from tests.support.cli import cli_json
 from tests.support.second_engine import second_engine
 
 pytestmark = pytest.mark.engine
