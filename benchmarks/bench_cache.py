@@ -56,8 +56,8 @@ def median_time(action, repeat: int) -> float:
 def hit_decision(packages: int, repeat: int, directory: Path) -> dict:
     """Median seconds of the hit decision from a parsed Environment, with its two parts, and of the decision the
     CLI makes from the spec file's bytes (the memo: no parsing, no normalizing)."""
-    from envbuild.api import _memo_key, request_key
     from envbuild.cache import Index, new_entry
+    from envbuild.keys import file_memo_key, request_key
     from envbuild.engine import Engine
     from envbuild.spec import Environment
 
@@ -70,13 +70,13 @@ def hit_decision(packages: int, repeat: int, directory: Path) -> dict:
     index.put(build_key, new_entry(image="envbuild/env:none", image_id=base_id, name=env.name, spec_key=env.key,
                                    lock_key="", base_id=base_id, build_seconds=1.0, size=1, source="built"))
     index.remember_request(request_key(env.key, base_id, None), build_key)
-    index.memo_put(_memo_key(spec, None), {"spec_key": env.key, "base_ref": "base", "files": {}})
+    index.memo_put(file_memo_key(spec, None), {"spec_key": env.key, "base_ref": "base", "files": {}})
 
     def lookup(spec_key: str) -> None:
         assert index.get(index.resolve_request(request_key(spec_key, base_id, None))) is not None
 
     def from_file() -> None:
-        lookup(index.memo_get(_memo_key(spec, None))["spec_key"])
+        lookup(index.memo_get(file_memo_key(spec, None))["spec_key"])
 
     spec_key = env.key
     timings = {

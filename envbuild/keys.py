@@ -479,3 +479,22 @@ def lock_file_digest(path: str | Path, platform: str) -> str:
 
     packages = read_lock_file(Path(path), platform)
     return digest(json.dumps(packages, sort_keys=True, separators=(",", ":")))
+
+
+# Build-request keys
+def request_key(spec_key: str, base_id: str, template_digest: str | None, local_channels=(),
+                platform: str = "linux-64") -> str:
+    """What a build request is keyed by before locking: the spec, the exact base image, the template, and the
+    current content of its local channels (re-indexing one must not serve the image of its old packages)."""
+    value = {"spec": spec_key, "base": base_id, "template": template_digest}
+    if local_channels:
+        value["channels"] = [channel_identity(url, [platform]) for url in local_channels]
+    return key_of(value)
+
+
+def template_digest(template) -> str | None:
+    return digest(Path(template).read_bytes()) if template else None
+
+
+def file_memo_key(file: Path, base_image: str | None) -> str:
+    return key_of({"path": str(file.resolve()), "bytes": digest(file.read_bytes()), "base": base_image})
