@@ -22,13 +22,16 @@ import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import TYPE_CHECKING, Callable, NamedTuple
 
 from . import config
 from .cache import Image, Index, image_of, new_entry
 from .engine import Engine
 from .hitpath import remember_file
 from .keys import key_of, request_key, tag_of, template_digest
+
+if TYPE_CHECKING:
+    from .renderer import BuildPlan
 
 ProgressCallback = Callable[[str, str], None]
 
@@ -208,7 +211,7 @@ class Wanted(NamedTuple):
     after rendering by its plan (whose key is the build key)."""
 
     request: str
-    plan: object | None = None  # the BuildPlan, once rendered
+    plan: BuildPlan | None = None  # once rendered
 
 
 def _look_up(finders: list, wanted: Wanted) -> Image | None:
