@@ -18,7 +18,7 @@ _EXPORTS = {
     "BuildError": "envbuild.errors",
     "CacheError": "envbuild.errors",
     "CatalogError": "envbuild.errors",
-    "Image": "envbuild.api",
+    "Image": "envbuild.cache",
     "build": "envbuild.api",
     "lock": "envbuild.api",
     "render": "envbuild.api",

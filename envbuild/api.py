@@ -1,11 +1,18 @@
 """The public pipeline: Environment → Lock → BuildPlan → Image, with the cache consulted before every arrow.
 
-Read top to bottom, `build()` is the whole story of an environment:
-1. key the spec (canonical form) and the base image (its id), and ask the index: seen → done (one engine call).
-2. lock (lock cache, else solve), render the plan, and ask the index for the plan's key: two specs that lock
-   to the same packages share one image.
-3. under a per-key lock (identical builds in flight are merged): the engine may hold the image by its key tag,
-   the shared registry may have it (pull), else build, and then (and only then) write the index entry; push.
+`build()` reads as six named steps:
+1. look up: key the request (spec key, base image id, template) and ask the request's finders (the index, the
+   shared registry): an environment seen before is done without locking or rendering;
+2. lock: from the lock cache, else a solve;
+3. render: the BuildPlan, whose key is over what the image contains, so two specs that lock to the same packages
+   share one image;
+4. look up again: the plan's finders (the index entry, the engine's key tag, the shared registry), under a lock
+   per build key so that identical builds in flight are merged (the later ones find what the first built);
+5. build: only when no finder has the image; its index entry is written once the image exists;
+6. share: push to the shared registry what this call built (or found on its engine but not shared yet).
+A finder answers `find(wanted) -> Image | None`; every image a finder or a build obtains goes into the index first
+(`cache.new_entry`, in `_index_image`) and comes back as an `Image` made from that entry (`cache.image_of`).
+The byte-for-byte fast path of the command line, which skips even step 1's parsing, is envbuild.hitpath.
 Library code never prints: progress goes to `on_progress(stage, message)` and build output to `on_log(line)`.
 """
 
@@ -15,44 +22,22 @@ import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import TYPE_CHECKING, Callable, NamedTuple
 
 from . import config
-from .cache import Index, IndexReader, new_entry
+from .cache import Image, Index, image_of, new_entry
 from .engine import Engine
-from .keys import digest, file_memo_key, request_key, tag_of, template_digest
+from .hitpath import remember_file
+from .keys import request_key, tag_of, template_digest
+
+if TYPE_CHECKING:
+    from .renderer import BuildPlan
 
 ProgressCallback = Callable[[str, str], None]
 
 
-SOURCES = ("built", "cache", "engine", "registry", "joined")
-
-
-class Image(NamedTuple):
-    """An environment's image and how this call obtained it (`source`, one of SOURCES):
-    built here; from the cache index; from the engine (its key tag was there without an index entry); pulled from
-    the shared registry; or joined (an identical build in flight elsewhere finished it while this call waited).
-    Immutable; a NamedTuple rather than a dataclass because `dataclasses` (and `inspect` behind it) would cost
-    the cache-hit path milliseconds of imports."""
-
-    image: str  # reference (repository:tag), tag derived from the build key
-    id: str  # the engine's image id
-    key: str  # build key
-    spec_key: str
-    lock_key: str
-    cached: bool  # False only when this call ran the build
-    source: str
-    seconds: float
-    digest: str | None = None  # manifest digest in the shared registry, when pushed or pulled
-    builder: str | None = None  # buildx | buildkit | classic, when built
-    warnings: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict:
-        return self._asdict()
-
-
 def _log():
-    import logging  # imported when there is something to log: the cache-hit path does without it
+    import logging  # imported when there is something to log
 
     return logging.getLogger(__name__)
 
@@ -61,100 +46,6 @@ def _notify(on_progress: ProgressCallback | None, stage: str, message: str) -> N
     _log().info("%s: %s", stage, message)
     if on_progress:
         on_progress(stage, message)
-
-
-def _hit(index: Index | IndexReader, engine: Engine, build_key: str | None, started: float,
-         source: str = "cache") -> Image | None:
-    """The cached image for `build_key` if the engine still has it (one engine call), else None."""
-    if not build_key:
-        return None
-    entry = index.get(build_key)
-    if entry is None:
-        return None
-    if engine.image_id(entry["image"]) != entry["id"]:
-        _log().info("image %s of %s is gone from the engine", entry["image"], build_key)
-        return None
-    index.record_hit(build_key)
-    return Image(image=entry["image"], id=entry["id"], key=build_key, spec_key=entry["spec_key"],
-                 lock_key=entry["lock_key"], cached=True, source=source, seconds=time.perf_counter() - started,
-                 digest=entry.get("digest"))
-
-
-def cached_build_for_file(path: str | os.PathLike, *, base_image: str | None = None, cache_dir=None,
-                          template=None) -> Image | None:
-    """The fast path for a spec file seen before, byte for byte: no parsing, no heavy imports.
-
-    Returns None (and costs a few milliseconds) whenever anything is not certain; the caller then takes the full
-    path, which gives the same answer for any equivalent spec.
-    """
-    started = time.perf_counter()
-    home = config.home(cache_dir)
-    if not (home / "index").exists():
-        return None
-    file = Path(path)
-    try:
-        memo = file_memo_key(file, base_image)
-    except OSError:
-        return None
-    import sqlite3
-
-    try:
-        index = IndexReader(home)
-    except (OSError, sqlite3.Error):
-        return None
-    engine = Engine()
-    try:
-        remembered = index.memo_get(memo)
-        if not remembered or not _files_unchanged(remembered["files"]):
-            return None
-        base_id = engine.image_id(remembered["base_ref"])
-        if base_id is None:
-            return None
-        build_key = index.resolve_request(request_key(
-            remembered["spec_key"], base_id, template_digest(template), remembered.get("local_channels", ()),
-            remembered.get("platform", "linux-64")))
-        return _hit(index, engine, build_key, started)
-    except (sqlite3.Error, LookupError) as exc:  # an index this reader cannot read: take the full path
-        _log().debug("fast path skipped: %s", exc)
-        return None
-    finally:
-        index.close()
-        engine.close()
-
-
-def _files_unchanged(files: dict[str, str]) -> bool:
-    try:
-        return all(digest(Path(p).read_bytes()) == d for p, d in files.items())
-    except OSError:
-        return False
-
-
-def _remember_file(index: Index, env, spec_key: str, base_ref: str, local_channels: list[str],
-                   platform: str) -> None:
-    """Remember that the bytes of env's spec file stand for `spec_key`, so the next build of that file skips parsing.
-
-    Only when they really do: an environment changed after it was loaded (API users may) is not its file. The
-    memo is keyed by the base image override (what `--base-image` says), not by an image the file names itself.
-    """
-    if not env.source_files:
-        return
-    from .errors import EnvbuildError
-    from .keys import canonical_spec
-    from .spec import Environment
-
-    main = Path(env.source_files[0])
-    try:
-        as_written = Environment.from_file(main)
-        override = env.docker.base_image if env.docker.base_image != as_written.docker.base_image else None
-        if override:
-            as_written.docker.base_image = override
-        if canonical_spec(as_written).key != spec_key:
-            return
-        files = {str(Path(p).resolve()): digest(Path(p).read_bytes()) for p in env.source_files[1:]}
-        index.memo_put(file_memo_key(main, override), {"spec_key": spec_key, "base_ref": base_ref, "files": files,
-                                                   "local_channels": local_channels, "platform": platform})
-    except (OSError, EnvbuildError):
-        return
 
 
 def lock(env, *, platform: str | None = None, platforms: list[str] | None = None, python_version: str | None = None,
@@ -255,7 +146,7 @@ def build(env, *, cache_dir=None, template=None, refresh_lock: bool = False, reb
 
     `registry` (``HOST/REPO``, default ENVBUILD_REGISTRY) is the shared cache: looked up before building, pushed
     to after. `builder` forces buildx | buildkit | classic (default: the best one found). `rebuild` skips every
-    cache (index, engine, registry) but the engine's layer cache.
+    cache (index, engine, registry) but the engine's layer cache; `refresh_lock` skips the request lookup.
     """
     from .builder import find_builder
     from .keys import canonical_spec
@@ -272,32 +163,41 @@ def build(env, *, cache_dir=None, template=None, refresh_lock: bool = False, reb
         spec_key = spec.key
         local_channels = [c for c in spec.channels if c.startswith("file://")]
         requested = request_key(spec_key, base.id, template_digest(template), local_channels, spec.platform)
-        _remember_file(index, env, spec_key, base.ref, local_channels, spec.platform)
+        remember_file(index, env, spec_key, base.ref, local_channels, spec.platform)
+        pull = RegistryFinder(index, engine, shared, started, on_progress, on_log)
+
+        # 1. look up: the request, before locking
         if not (rebuild or refresh_lock):
-            image = _hit(index, engine, index.resolve_request(requested), started)
-            if image is None and shared is not None:
-                image = _pull(index, engine, shared, shared.request_ref(requested), None, started, on_progress, on_log)
-            if image:
+            image = _look_up([IndexFinder(index, engine, started), pull], Wanted(requested))
+            if image is not None:
                 index.remember_request(requested, image.key)
                 _notify(on_progress, "cache", f"{image.source}: {image.image}")
                 return image
+
+        # 2. lock
         resolved = lock(spec, python_version=base.python_version, glibc=base.glibc, cache_dir=cache_dir,
                         refresh=refresh_lock, on_progress=on_progress)
+
+        # 3. render
         chosen = find_builder(builder)
         plan = render_plan(spec, resolved, base, template=template, installer_from=_installer_base(spec, engine, on_log),
                            **({} if chosen.buildkit else {"buildkit": False}))
-        image = None if rebuild else _hit(index, engine, plan.key, started)
+        wanted = Wanted(requested, plan)
+
+        # 4. look up again: the plan's key (first without waiting, then under its build lock)
+        image = None if rebuild else IndexFinder(index, engine, started).find(wanted)
         if image is None:
             with _merged(index, plan.key, engine.host, on_progress) as joined:
-                image = None if rebuild else (
-                    _hit(index, engine, plan.key, started, source="joined" if joined else "cache")
-                    or _found_on_engine(index, engine, plan, env, started, "joined" if joined else "engine")
-                    or (shared and _pull(index, engine, shared, shared.build_ref(plan.key), plan, started,
-                                         on_progress, on_log)))
-                if image is None:
-                    image = _build(index, engine, shared, plan, resolved, env, chosen, requested, started,
-                                   on_progress, on_log)
-                elif image.source == "engine" and shared is not None and not shared.has(tag_of(image.key)):
+                in_index, on_engine = ("joined", "joined") if joined else ("cache", "engine")
+                if not rebuild:
+                    image = _look_up([IndexFinder(index, engine, started, in_index),
+                                      EngineFinder(index, engine, started, env.name, on_engine), pull], wanted)
+                # 5. build
+                built = image is None
+                if built:
+                    image = _build(index, engine, shared, plan, resolved, env, chosen, started, on_progress, on_log)
+                # 6. share
+                if shared is not None and (built or (image.source == "engine" and not shared.has(tag_of(image.key)))):
                     image = _share(index, shared, image, requested, env.name, on_progress, on_log)
         index.remember_request(requested, image.key)
         index.canonical_put(spec_key, spec.form)  # for `envbuild explain`
@@ -309,79 +209,123 @@ def build(env, *, cache_dir=None, template=None, refresh_lock: bool = False, reb
         engine.close()
 
 
-@contextmanager
-def _merged(index: Index, build_key: str, engine_host: str, on_progress):
-    """Hold the build lock of `build_key`; yields whether another process held it first (we then joined it)."""
-    from filelock import Timeout
+# -- finders: where an image may already be ---------------------------------------------------------------------
+class Wanted(NamedTuple):
+    """What a lookup looks for: the image of a build request, known before locking only by its request key, and
+    after rendering by its plan (whose key is the build key)."""
 
-    build_lock = index.build_lock(build_key, engine_host)
-    try:
-        build_lock.acquire(timeout=0)
-        joined = False
-    except Timeout:
-        _notify(on_progress, "build", f"waiting for an identical build in flight ({build_key})")
-        build_lock.acquire()
-        joined = True
-    try:
-        yield joined
-    finally:
-        build_lock.release()
+    request: str
+    plan: BuildPlan | None = None  # once rendered
 
 
-def _found_on_engine(index: Index, engine: Engine, plan, env, started: float, source: str) -> Image | None:
-    """The engine already holds the plan's image (its tag, labelled with the key) though the index does not:
-    built by another envbuild home, or by the identical build in flight this call waited for (`source`)."""
-    record = engine.inspect_image(plan.image)
-    labels = ((record or {}).get("Config") or {}).get("Labels") or {}
-    if labels.get("org.envbuild.build-key") != plan.key:
-        return None
-    index.put(plan.key, new_entry(image=plan.image, image_id=record["Id"], name=env.name, spec_key=plan.spec_key,
-                                  lock_key=plan.lock_key, base_id=plan.base_id, build_seconds=None,
-                                  size=record.get("Size", 0), source="engine"),
-              detail=_detail(plan, labels))
-    index.record_miss()
-    return Image(image=plan.image, id=record["Id"], key=plan.key, spec_key=plan.spec_key, lock_key=plan.lock_key,
-                 cached=True, source=source, seconds=time.perf_counter() - started)
+def _look_up(finders: list, wanted: Wanted) -> Image | None:
+    """The first finder's answer, in order (cheapest and most local first)."""
+    for finder in finders:
+        image = finder.find(wanted)
+        if image is not None:
+            return image
+    return None
 
 
-def _pull(index: Index, engine: Engine, shared, ref: str, plan, started: float, on_progress, on_log) -> Image | None:
-    """Pull `ref` from the shared registry if it is there (one manifest HEAD first), tag it locally, index it."""
-    from .errors import CacheError
-    from .renderer import IMAGE_REPOSITORY
+class IndexFinder:
+    """The index entry of the build key (before locking: the one the request key led to last time), if the
+    engine still has its image (one engine call)."""
 
-    if not shared.has(ref.rsplit(":", 1)[1]):
-        return None
-    _notify(on_progress, "registry", f"pulling {ref}")
-    try:
-        shared.pull(ref, on_log)
-    except CacheError as exc:
-        _log().warning("%s", exc)
-        return None
-    record = engine.inspect_image(ref) or {}
-    labels = (record.get("Config") or {}).get("Labels") or {}
-    build_key = labels.get("org.envbuild.build-key")
-    if not build_key or (plan is not None and build_key != plan.key):
-        _log().warning("registry image %s does not carry the expected build key: ignoring it", ref)
-        return None
-    local = f"{IMAGE_REPOSITORY}:{tag_of(build_key)}"
-    engine.tag(ref, local)
-    engine.remove(ref, prune=False)
-    manifest_digest = next((d.split("@", 1)[1] for d in record.get("RepoDigests") or []
-                            if d.startswith(shared.location + "@")), None)
-    spec_key, lock_key = labels.get("org.envbuild.spec-key", ""), labels.get("org.envbuild.lock-key", "")
-    # How long the image took to build elsewhere is not known here: the cost policy treats it as cheap.
-    index.put(build_key, new_entry(image=local, image_id=record["Id"], name=None, spec_key=spec_key, lock_key=lock_key,
-                                   base_id=plan.base_id if plan else "", build_seconds=None,
-                                   size=record.get("Size", 0), source="registry", digest=manifest_digest),
-              detail=_detail(plan, labels) if plan else {"labels": labels, "registry": ref})
-    index.record_miss()
-    return Image(image=local, id=record["Id"], key=build_key, spec_key=spec_key, lock_key=lock_key, cached=True,
-                 source="registry", seconds=time.perf_counter() - started, digest=manifest_digest)
+    def __init__(self, index: Index, engine: Engine, started: float, source: str = "cache"):
+        self.index, self.engine, self.started, self.source = index, engine, started, source
+
+    def find(self, wanted: Wanted) -> Image | None:
+        build_key = wanted.plan.key if wanted.plan is not None else self.index.resolve_request(wanted.request)
+        entry = self.index.get(build_key) if build_key else None
+        if entry is None:
+            return None
+        if self.engine.image_id(entry["image"]) != entry["id"]:
+            _log().info("image %s of %s is gone from the engine", entry["image"], build_key)
+            return None
+        self.index.record_hit(build_key)
+        return image_of(entry, build_key, source=self.source, started=self.started)
 
 
-def _build(index: Index, engine: Engine, shared, plan, resolved, env, chosen, requested: str, started: float,
-           on_progress, on_log) -> Image:
-    """Build the plan, index it only once the image exists, then push it to the shared registry."""
+class EngineFinder:
+    """The engine already holds the plan's image (its key tag, labelled with the key) though the index does not:
+    built by another envbuild home, or by the identical build in flight this call waited for (`source` joined)."""
+
+    def __init__(self, index: Index, engine: Engine, started: float, name: str | None, source: str = "engine"):
+        self.index, self.engine, self.started, self.name, self.source = index, engine, started, name, source
+
+    def find(self, wanted: Wanted) -> Image | None:
+        plan = wanted.plan
+        if plan is None:
+            return None
+        record = self.engine.inspect_image(plan.image)
+        labels = ((record or {}).get("Config") or {}).get("Labels") or {}
+        if labels.get("org.envbuild.build-key") != plan.key:
+            return None
+        entry = _index_image(self.index, plan.key, detail=_detail(plan, labels), image=plan.image,
+                             image_id=record["Id"], name=self.name, spec_key=plan.spec_key, lock_key=plan.lock_key,
+                             base_id=plan.base_id, build_seconds=None, size=record.get("Size", 0), source="engine")
+        return image_of(entry, plan.key, source=self.source, started=self.started)
+
+
+class RegistryFinder:
+    """The shared registry has the image (one manifest HEAD first): pull it, tag it locally, index it. Before
+    locking it is looked up by its request tag, after rendering by its build key tag; none without a registry."""
+
+    def __init__(self, index: Index, engine: Engine, shared, started: float, on_progress, on_log):
+        self.index, self.engine, self.shared, self.started = index, engine, shared, started
+        self.on_progress, self.on_log = on_progress, on_log
+
+    def find(self, wanted: Wanted) -> Image | None:
+        from .errors import CacheError
+        from .renderer import IMAGE_REPOSITORY
+
+        shared, plan = self.shared, wanted.plan
+        if shared is None:
+            return None
+        ref = shared.build_ref(plan.key) if plan is not None else shared.request_ref(wanted.request)
+        if not shared.has(ref.rsplit(":", 1)[1]):
+            return None
+        _notify(self.on_progress, "registry", f"pulling {ref}")
+        try:
+            shared.pull(ref, self.on_log)
+        except CacheError as exc:
+            _log().warning("%s", exc)
+            return None
+        record = self.engine.inspect_image(ref) or {}
+        labels = (record.get("Config") or {}).get("Labels") or {}
+        build_key = labels.get("org.envbuild.build-key")
+        if not build_key or (plan is not None and build_key != plan.key):
+            _log().warning("registry image %s does not carry the expected build key: ignoring it", ref)
+            return None
+        local = f"{IMAGE_REPOSITORY}:{tag_of(build_key)}"
+        self.engine.tag(ref, local)
+        self.engine.remove(ref, prune=False)
+        manifest_digest = next((d.split("@", 1)[1] for d in record.get("RepoDigests") or []
+                                if d.startswith(shared.location + "@")), None)
+        # How long the image took to build elsewhere is not known here: the cost policy treats it as cheap.
+        entry = _index_image(self.index, build_key,
+                             detail=_detail(plan, labels) if plan else {"labels": labels, "registry": ref},
+                             image=local, image_id=record["Id"], name=None,
+                             spec_key=labels.get("org.envbuild.spec-key", ""),
+                             lock_key=labels.get("org.envbuild.lock-key", ""), base_id=plan.base_id if plan else "",
+                             build_seconds=None, size=record.get("Size", 0), source="registry",
+                             digest=manifest_digest)
+        return image_of(entry, build_key, source="registry", started=self.started)
+
+
+def _index_image(index: Index, build_key: str, *, detail: dict, log: str | None = None, **fields) -> dict:
+    """Write the index entry (`cache.new_entry` of `fields`) of an image this call obtained without an index hit
+    (built, found on the engine, pulled), with what `envbuild show` prints; count the miss. Returns the entry."""
+    entry = new_entry(**fields)
+    index.put(build_key, entry, log=log, detail=detail)
+    index.record_miss(fields["build_seconds"])
+    return entry
+
+
+# -- build and share ---------------------------------------------------------------------------------------------
+def _build(index: Index, engine: Engine, shared, plan, resolved, env, chosen, started: float, on_progress,
+           on_log) -> Image:
+    """Build the plan and index it, only once the image exists."""
     import tempfile
 
     from .builder import build_image
@@ -404,16 +348,12 @@ def _build(index: Index, engine: Engine, shared, plan, resolved, env, chosen, re
     build_seconds = time.perf_counter() - build_started
     record = engine.inspect_image(image_id) or {}
     labels = (record.get("Config") or {}).get("Labels") or {}
-    index.put(plan.key, new_entry(image=plan.image, image_id=image_id, name=env.name, spec_key=plan.spec_key,
-                                  lock_key=plan.lock_key, base_id=plan.base_id, build_seconds=build_seconds,
-                                  size=record.get("Size", 0), source="built"),
-              log=build_log, detail=_detail(plan, labels, resolved.text))
-    index.record_miss(build_seconds)
+    entry = _index_image(index, plan.key, log=build_log, detail=_detail(plan, labels, resolved.text),
+                         image=plan.image, image_id=image_id, name=env.name, spec_key=plan.spec_key,
+                         lock_key=plan.lock_key, base_id=plan.base_id, build_seconds=build_seconds,
+                         size=record.get("Size", 0), source="built")
     _notify(on_progress, "build", f"built {plan.image} in {build_seconds:.1f}s")
-    image = Image(image=plan.image, id=image_id, key=plan.key, spec_key=plan.spec_key, lock_key=plan.lock_key,
-                  cached=False, source="built", seconds=time.perf_counter() - started, builder=chosen.kind,
-                  warnings=warnings)
-    return _share(index, shared, image, requested, env.name, on_progress, on_log) if shared is not None else image
+    return image_of(entry, plan.key, source="built", started=started, builder=chosen.kind, warnings=warnings)
 
 
 def _share(index: Index, shared, image: Image, requested: str, name: str | None, on_progress, on_log) -> Image:
@@ -431,6 +371,25 @@ def _share(index: Index, shared, image: Image, requested: str, name: str | None,
         return image._replace(warnings=image.warnings + (f"not shared: {exc.what}",))
     index.update(image.key, digest=pushed)
     return image._replace(digest=pushed)
+
+
+@contextmanager
+def _merged(index: Index, build_key: str, engine_host: str, on_progress):
+    """Hold the build lock of `build_key`; yields whether another process held it first (we then joined it)."""
+    from filelock import Timeout
+
+    build_lock = index.build_lock(build_key, engine_host)
+    try:
+        build_lock.acquire(timeout=0)
+        joined = False
+    except Timeout:
+        _notify(on_progress, "build", f"waiting for an identical build in flight ({build_key})")
+        build_lock.acquire()
+        joined = True
+    try:
+        yield joined
+    finally:
+        build_lock.release()
 
 
 def _detail(plan, labels: dict, lock_text: str | None = None) -> dict:

@@ -1,7 +1,7 @@
 """The content-addressed index: what has been built, under which key, and what it cost.
 
 One diskcache (SQLite, WAL) under the envbuild home, safe for many threads and processes. Records, by prefix:
-- ``build:<build key>``    → the image entry (see `new_entry`)
+- ``build:<build key>``    → the image entry (`new_entry`; `image_of` turns it into the `Image` a call returns)
 - ``detail:<build key>``   → what `envbuild show` prints: Dockerfile, lock text, labels
 - ``log:<build key>``      → the build log
 - ``request:<request key>`` → build key  (spec key + base image id + template: skips lock and render on a hit)
@@ -27,13 +27,34 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
-from typing import Iterator
+from collections import namedtuple  # not typing.NamedTuple: `typing` costs the hit path milliseconds
 
-from .keys import tag_of
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (the hit path imports this module)
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
 
 STATS = ("hits", "misses", "builds", "seconds_saved", "build_seconds")
 HIT_JOURNAL = "hits.log"
+SOURCES = ("built", "cache", "engine", "registry", "joined")
+
+
+class Image(namedtuple("Image", "image id key spec_key lock_key cached source seconds digest builder warnings",
+                       defaults=(None, None, ()))):
+    """An environment's image and how this call obtained it (`source`, one of SOURCES):
+    built here; from the cache index; from the engine (its key tag was there without an index entry); pulled from
+    the shared registry; or joined (an identical build in flight elsewhere finished it while this call waited).
+
+    Fields: image (reference repository:tag, tag derived from the build key), id (the engine's image id), key (build
+    key), spec_key, lock_key, cached (False only when this call ran the build), source, seconds, digest (manifest
+    digest in the shared registry, when pushed or pulled), builder (buildx | buildkit | classic, when built),
+    warnings. Immutable; a named tuple rather than a dataclass because `dataclasses` (and `inspect` behind it)
+    would cost the cache-hit path milliseconds of imports. Made only by `image_of`, from an index entry."""
+
+    __slots__ = ()
+
+    def to_dict(self) -> dict:
+        return self._asdict()
 
 
 def new_entry(*, image: str, image_id: str, name: str | None, spec_key: str, lock_key: str, base_id: str,
@@ -44,6 +65,17 @@ def new_entry(*, image: str, image_id: str, name: str | None, spec_key: str, loc
     return {"image": image, "id": image_id, "digest": digest, "name": name, "spec_key": spec_key,
             "lock_key": lock_key, "base_id": base_id, "created": time.time(), "build_seconds": build_seconds,
             "size": size, "hits": 0, "last_hit": None, "source": source, "envbuild_version": __version__}
+
+
+def image_of(entry: dict, build_key: str, *, source: str, started: float, builder: str | None = None,
+             warnings: tuple[str, ...] = ()) -> Image:
+    """The `Image` a call returns for the index entry of `build_key`, obtained from `source` (see SOURCES), the
+    call having started at `started` (perf_counter). The one place an Image is made: every way of obtaining an
+    image writes its index entry first, so what a call returns is what the next call will find."""
+    return Image(image=entry["image"], id=entry["id"], key=build_key, spec_key=entry["spec_key"],
+                 lock_key=entry["lock_key"], cached=source != "built", source=source,
+                 seconds=time.perf_counter() - started, digest=entry.get("digest"), builder=builder,
+                 warnings=warnings)
 
 
 class Index:
@@ -144,6 +176,7 @@ class Index:
     def find(self, prefix: str) -> str:
         """The one build key `prefix` names: a key or its start, its tag form, the bare hash, or the image reference."""
         from .errors import CacheError
+        from .keys import tag_of
 
         matches = [key for key, entry in self.entries()
                    if entry.get("image") == prefix or key.startswith(prefix) or tag_of(key).startswith(prefix)
@@ -198,12 +231,12 @@ class Index:
     def build_lock(self, build_key: str, engine_host: str):
         """An inter-process lock for building `build_key` on `engine_host` (released by the kernel if its holder
         dies)."""
-        import os
         import tempfile
+        from pathlib import Path
 
         from filelock import FileLock
 
-        from .keys import digest
+        from .keys import digest, tag_of
 
         root = os.environ.get("ENVBUILD_LOCK_DIR") or os.path.join(tempfile.gettempdir(),
                                                                    f"envbuild-locks-{os.getuid()}")
@@ -220,11 +253,11 @@ class IndexReader:
 
     _MODE_RAW, _MODE_PICKLE = 1, 4  # diskcache.core.MODE_RAW / MODE_PICKLE
 
-    def __init__(self, home: Path):
+    def __init__(self, home: str | os.PathLike):
         import sqlite3
 
-        path = home / "index" / "cache.db"
-        if not path.exists():
+        path = os.path.join(home, "index", "cache.db")  # os.path, not pathlib: pathlib costs the hit path ms
+        if not os.path.exists(path):
             raise FileNotFoundError(path)
         self.home = home
         self._connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, timeout=10)
@@ -259,7 +292,7 @@ class IndexReader:
         """Append the hit to the journal (one short O_APPEND write: lines from many processes never interleave).
         Counting is best effort: a home that cannot be written still serves hits."""
         try:
-            descriptor = os.open(self.home / HIT_JOURNAL, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            descriptor = os.open(os.path.join(self.home, HIT_JOURNAL), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         except OSError:
             return
         try:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 from .errors import BuildError
 
 if TYPE_CHECKING:
-    from .api import Image
+    from .cache import Image
     from .spec import Environment
 
 log = logging.getLogger(__name__)
@@ -224,7 +224,7 @@ def run_ref(ref: str, command: Sequence[str] | str, *, cache_dir=None, on_progre
     """`run` for anything that names an environment: a spec file, `curated:NAME[:VERSION]` or a catalog
     `NAME[:VERSION]`. A spec file seen before takes the cache's fast path (no parsing); a catalog version
     records the image it ran in (and the image's lock) in its history."""
-    from .api import cached_build_for_file
+    from .hitpath import cached_build_for_file
 
     if Path(ref).is_file():  # before importing the catalog and the spec model: a hit costs no parsing
         image = cached_build_for_file(ref, cache_dir=cache_dir)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: `build` on a seen spec imports this package
+if TYPE_CHECKING:
+    import argparse
 
 
 def add_common(parser: argparse.ArgumentParser) -> None:

@@ -1,10 +1,16 @@
-"""build: the pipeline's steps from the command line."""
+"""build: the pipeline's steps from the command line.
+
+`envbuild build SPEC` on a spec file seen before is answered by `cached_build` before argparse is even imported
+(see cli.main): argparse and the modules of the other commands cost a cache hit more than the lookup itself.
+"""
 
 from __future__ import annotations
 
-import json
-
 from . import add_common, add_spec, err, load_spec
+
+# What `cached_build` reads of a command line, spelled exactly so; anything else goes to argparse.
+_FAST_FLAGS = {"--json": "json", "-q": "quiet", "--quiet": "quiet"}
+_FAST_OPTIONS = {"--cache-dir": "cache_dir", "--base-image": "base_image", "--template": "template"}
 
 
 def register(sub) -> None:
@@ -23,15 +29,34 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_build)
 
 
-def cmd_build(args) -> int:
-    if not (args.rebuild or args.refresh_lock):
-        from ..api import cached_build_for_file
+def cached_build(argv: list[str]) -> int | None:
+    """`build SPEC [--json] [-q] [--cache-dir D] [--base-image B] [--template T]` (the arguments after `build`)
+    answered by the byte-for-byte fast path (envbuild.hitpath): 0 once the image is printed, or None when the
+    command line says anything more (argparse reads it then) or the spec file is not one seen before."""
+    seen = {"spec": None, "json": False, "cache_dir": None, "base_image": None, "template": None}
+    words = iter(argv)
+    for word in words:
+        if word in _FAST_FLAGS:
+            seen[_FAST_FLAGS[word]] = True
+        elif word in _FAST_OPTIONS:
+            value = next(words, None)
+            if value is None or value.startswith("-"):
+                return None
+            seen[_FAST_OPTIONS[word]] = value
+        elif word.startswith("-") or seen["spec"] is not None:
+            return None
+        else:
+            seen["spec"] = word
+    if seen["spec"] is None:
+        return None
+    return 0 if _print_cached(seen["spec"], seen["base_image"], seen["cache_dir"], seen["template"],
+                              seen["json"]) else None
 
-        image = cached_build_for_file(args.spec, base_image=args.base_image, cache_dir=args.cache_dir,
-                                      template=args.template)
-        if image is not None:
-            _print_image(image, args.json)
-            return 0
+
+def cmd_build(args) -> int:
+    if not (args.rebuild or args.refresh_lock) and _print_cached(args.spec, args.base_image, args.cache_dir,
+                                                                 args.template, args.json):
+        return 0
     from ..api import build
     from .progress import BuildDisplay
 
@@ -43,8 +68,21 @@ def cmd_build(args) -> int:
     return 0
 
 
+def _print_cached(spec: str, base_image: str | None, cache_dir: str | None, template: str | None,
+                  as_json: bool) -> bool:
+    """Print the image of `spec` if the fast path knows it; whether it did."""
+    from ..hitpath import cached_build_for_file
+
+    image = cached_build_for_file(spec, base_image=base_image, cache_dir=cache_dir, template=template)
+    if image is not None:
+        _print_image(image, as_json)
+    return image is not None
+
+
 def _print_image(image, as_json: bool) -> None:
     if as_json:
+        import json
+
         print(json.dumps(image.to_dict(), sort_keys=True))
     else:
         for warning in image.warnings:
