@@ -10,7 +10,8 @@ import pytest
 
 from envbuild.commands.build import cached_build
 from tests.conftest import write
-from tests.support.cache_helpers import cli_json, remove_images, unique_template
+from tests.support.cache_helpers import remove_images, unique_template
+from tests.support.cli import cli_json
 
 # What the cache-hit path must never import (the brief's heavy modules, and what the full path needs).
 HEAVY = ("argparse", "yaml", "packaging", "rattler", "docker", "requests", "jinja2", "logging", "dataclasses",
