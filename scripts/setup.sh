@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Make this machine ready for envbuild: a Docker Engine (BuildKit-capable CLI), debootstrap for the offline
-# base image, Debian's docker-registry for the shared-cache tests, and envbuild with its Python dependencies.
+# base image, Debian's docker-registry for the shared-cache tests, PostgreSQL for the team-catalog tests,
+# Chromium and its driver for the UI tests, git for build contexts from git URLs, and envbuild with its Python
+# dependencies.
 # Idempotent: every step checks before it acts. Needs root (apt-get, dockerd).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 python_side() {
   python3 -m pip install -q --disable-pip-version-check -e ".[test]" 2>&1 | grep -v -E "^WARNING: (Running pip as|Location)" || true
-  python3 -c "import envbuild, docker, conda_lock, rattler, rattler_build" || { echo "setup: Python dependencies missing" >&2; exit 1; }
+  python3 -c "import envbuild, docker, conda_lock, rattler, rattler_build, sqlalchemy, psycopg, starlette, selenium" || { echo "setup: Python dependencies missing" >&2; exit 1; }
 }
 
 # --python: envbuild and its Python dependencies only, what the unit tier needs (scripts/test.sh --unit): no apt,
@@ -22,6 +24,10 @@ need=()
 [[ -x /usr/bin/docker && -x /usr/sbin/dockerd || -x /usr/bin/dockerd ]] || need+=(docker.io)
 command -v debootstrap >/dev/null 2>&1 || [[ -x /usr/sbin/debootstrap ]] || need+=(debootstrap)
 command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+command -v git >/dev/null 2>&1 || need+=(git)
 if ((${#need[@]})); then
   echo "setup: installing ${need[*]}"
   apt-get update -qq
