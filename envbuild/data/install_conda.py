@@ -60,3 +60,7 @@ async def main(manifest: Path, context: Path, prefix: str) -> None:
 
 if __name__ == "__main__":
     asyncio.run(main(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]))
+    # py-rattler's runtime threads can abort the interpreter while it finalizes ("PyGILState_Release: thread
+    # state must be current", exit 134) after a successful install: the work is done and flushed, so skip it.
+    sys.stdout.flush()
+    os._exit(0)
