@@ -75,7 +75,8 @@ def _request_key(remembered: dict, base_id: str, template: str | None) -> str:
     local channels are what they were then, and taking it saves the hit the json import of `keys.key_of`.
     Otherwise it is computed again.
     """
-    if (base_id, template, remembered["local_channels"]) == (remembered["base_id"], remembered["template"], []):
+    as_remembered = base_id == remembered["base_id"] and template == remembered["template"]
+    if as_remembered and not remembered["local_channels"]:  # a local channel may have been re-indexed since
         return remembered["request_key"]
     return request_key(remembered["spec_key"], base_id, template, remembered["local_channels"],
                        remembered["platform"])
