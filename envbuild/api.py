@@ -162,8 +162,10 @@ def build(env, *, cache_dir=None, template=None, refresh_lock: bool = False, reb
         base = base_for(spec, engine, on_log)
         spec_key = spec.key
         local_channels = [c for c in spec.channels if c.startswith("file://")]
-        requested = request_key(spec_key, base.id, template_digest(template), local_channels, spec.platform)
-        remember_file(index, env, spec_key, base.ref, local_channels, spec.platform)
+        template_hash = template_digest(template)
+        requested = request_key(spec_key, base.id, template_hash, local_channels, spec.platform)
+        remember_file(index, env, spec_key, base, requested=requested, template=template_hash,
+                      local_channels=local_channels, platform=spec.platform)
         pull = RegistryFinder(index, engine, shared, started, on_progress, on_log)
 
         # 1. look up: the request, before locking

@@ -10,23 +10,24 @@ Every key recipe is a function here whose docstring lists what enters it: `spec_
 `file_memo_key`, `template_digest`, `lock_request_key`, `lock_key`, `lock_set_key`, `build_plan_key`,
 `user_base_key`.
 
-This module is imported on the cache-hit path: parsers (packaging, rattler, yaml, dataclasses' users) are
-imported inside the functions that need them.
+This module is imported on the cache-hit path, and benchmark P2 measures every import of a hit: what the hit
+uses (`digest`, `file_memo_key`, `template_digest`) needs only os and xxhash, so every other import (json,
+hashlib, pathlib, typing, channels, and the parsers: packaging, rattler, yaml) is inside the functions that need it.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import posixpath
-from pathlib import Path
-from typing import NamedTuple
+from collections import namedtuple  # not typing.NamedTuple: `typing` costs the hit path milliseconds
 
 import xxhash
 
-from .channels import channel_identity, channel_url, expand_channel, keyed_channel
 from .errors import SpecError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from pathlib import Path
 
 # Bump when the canonical form or hashing changes: every key starts with it.
 KEY_FORMAT = "v1"
@@ -43,6 +44,8 @@ def digest(data: bytes | str) -> str:
 
 def key_of(value) -> str:
     """Versioned key of any JSON-serializable value (sorted keys, no whitespace)."""
+    import json
+
     return f"{KEY_FORMAT}:{digest(json.dumps(value, sort_keys=True, separators=(',', ':')))}"
 
 
@@ -55,40 +58,42 @@ def tag_of(key: str) -> str:
 # Environment → CanonicalSpec
 
 
-class CanonicalSpec(NamedTuple):
+class CanonicalSpec(namedtuple("CanonicalSpec", [
+    "platform",  # str
+    "channels",  # tuple[str, ...]: in priority order, as keyed: public, local directories as file:// URLs
+    "conda",  # tuple[packages.PackageRecord, ...]: sorted by name, then spelling
+    "pip",  # tuple[packages.PackageRecord, ...]: sorted by spelling
+    "pip_options",  # tuple[str, ...]: in priority order, without credentials
+    "user_managed",  # bool
+    "variables",  # tuple[tuple[str, str], ...]: sorted by name
+    "lock_file",  # str | None: a conda-lock.yml installed as it is
+    "base_image",  # str | None: as written: what the engine is asked for
+    "base_dockerfile",  # str | None: the text of the user's Dockerfile
+    "build_context",  # str | None: the user's build context directory, and its Dockerfile in it
+    "dockerfile_path",  # str
+    "build_context_digest",  # str | None: keys.directory_digest of build_context
+    "gpu",  # gpu.GpuStack | None: the GPU stack decided for it (None: CPU)
+    "gpu_source",  # str | None: where the GPU libraries come from: "conda" (the lock) or "pypi" (envbuild's base)
+    "form",  # dict
+    "key",  # str
+    "solver_channels",  # tuple[str, ...]: the channels' URLs as the solver reaches them
+    "solver_pip_options",  # tuple[str, ...]
+    "origin",  # str | None: the spec file, for messages
+    "name",  # str
+    "version",  # str | None
+    "description",  # str | None
+])):
     """Everything in an environment that changes the image it builds, parsed and decided once; `form` is its
     JSON (what `key` hashes, what `envbuild spec canonical` prints, what `explain` compares). Never mutate
     `form`: it is the key's.
 
     The fields after `key` do not enter it: what the solver needs as written (credentials, for private
     channels and indexes: keep them out of messages), where the spec came from (for messages), and what people
-    call it (labels). Immutable; a NamedTuple rather than a dataclass because this module is imported on the
-    cache-hit path, where `dataclasses` costs milliseconds of imports.
+    call it (labels). Immutable; a named tuple, not a dataclass nor a typing.NamedTuple, because this module is
+    imported on the cache-hit path, where `dataclasses` and `typing` cost milliseconds of imports.
     """
 
-    platform: str
-    channels: tuple[str, ...]  # in priority order, as keyed: public, local directories as file:// URLs
-    conda: tuple[PackageRecord, ...]  # sorted by name, then spelling
-    pip: tuple[PackageRecord, ...]  # sorted by spelling
-    pip_options: tuple[str, ...]  # in priority order, without credentials
-    user_managed: bool
-    variables: tuple[tuple[str, str], ...]  # sorted by name
-    lock_file: str | None  # a conda-lock.yml installed as it is
-    base_image: str | None  # as written: what the engine is asked for
-    base_dockerfile: str | None  # the text of the user's Dockerfile
-    build_context: str | None  # the user's build context directory, and its Dockerfile in it
-    dockerfile_path: str
-    build_context_digest: str | None  # keys.directory_digest of build_context
-    gpu: object | None  # the gpu.GpuStack decided for it (None: CPU)
-    gpu_source: str | None  # where the GPU libraries come from: "conda" (the lock) or "pypi" (envbuild's base)
-    form: dict
-    key: str
-    solver_channels: tuple[str, ...]  # the channels' URLs as the solver reaches them
-    solver_pip_options: tuple[str, ...]
-    origin: str | None  # the spec file, for messages
-    name: str
-    version: str | None
-    description: str | None
+    __slots__ = ()
 
     def __repr__(self) -> str:  # the solver's fields hold credentials: never print them
         return f"CanonicalSpec(key={self.key!r}, name={self.name!r})"
@@ -109,6 +114,9 @@ def canonical_spec(env) -> CanonicalSpec:
     """
     if isinstance(env, CanonicalSpec):
         return env
+    from pathlib import Path
+
+    from .channels import channel_url, expand_channel, keyed_channel
     from .gpu import select_stack, source_of
     from .packages import canonical_pip_option, conda_package, pip_package
     from .platforms import normalize_platform
@@ -217,19 +225,32 @@ def request_key(spec_key: str, base_id: str, template_digest: str | None, local_
     (re-indexing one must not serve the image of its old packages)."""
     value = {"spec": spec_key, "base": base_id, "template": template_digest}
     if local_channels:
+        from .channels import channel_identity
+
         value["channels"] = [channel_identity(url, [platform]) for url in local_channels]
     return key_of(value)
 
 
 def template_digest(template) -> str | None:
     """The user template's bytes (None: envbuild's own, which TEMPLATE_VERSION stands for)."""
-    return digest(Path(template).read_bytes()) if template else None
+    if not template:
+        return None
+    with open(template, "rb") as file:
+        return digest(file.read())
 
 
-def file_memo_key(file: Path, base_image: str | None) -> str:
-    """What the byte-for-byte fast path remembers a spec file by: its absolute path, its bytes and the
-    `--base-image` override (the same bytes on another base are another environment)."""
-    return key_of({"path": str(file.resolve()), "bytes": digest(file.read_bytes()), "base": base_image})
+def file_memo_key(file: str | os.PathLike, base_image: str | None) -> str:
+    """What the byte-for-byte fast path remembers a spec file by: its absolute path (symlinks resolved), its bytes
+    and the `--base-image` override (the same bytes on another base are another environment).
+
+    Computed on every cache hit, so not through `key_of`: its json would cost the hit milliseconds of imports.
+    The three fields are joined by NUL, which neither a path nor an image reference can hold; no override and an
+    empty one (which the CLI ignores) are the same memo.
+    """
+    with open(file, "rb") as spec:
+        content = digest(spec.read())
+    fields = "\0".join((os.path.realpath(file), content, base_image or ""))
+    return f"{KEY_FORMAT}:{digest(fields)}"
 
 
 def lock_request_key(spec: CanonicalSpec, platforms: list[str], *, python_version: str | None = None,
@@ -243,6 +264,10 @@ def lock_request_key(spec: CanonicalSpec, platforms: list[str], *, python_versio
     (asking it for an ETag would cost a round trip on every hit): a lock stays put until `--refresh`, and
     `--exclude-newer` makes a remote solve repeatable anyway.
     """
+    from pathlib import Path
+
+    from .channels import channel_identity
+
     return key_of({
         "spec": spec.key,
         "lock_file": digest(Path(spec.lock_file).read_bytes()) if spec.lock_file else None,
@@ -294,6 +319,9 @@ def directory_digest(path: str | Path, dockerfile_path: str = "Dockerfile") -> s
     """Content digest of a build context: every file's relative path, executable bit and bytes, and every
     directory (COPY creates empty ones too), in sorted order; what .dockerignore keeps out of the build (a .git
     directory, caches) does not count."""
+    import hashlib
+    from pathlib import Path
+
     root = Path(path)
     if not root.is_dir():
         raise SpecError(f"build context {root} is not a directory", fix="point docker.build_context at a directory")
@@ -314,6 +342,8 @@ def context_entries(root: Path, dockerfile_path: str) -> list[str]:
     ignore = root / ".dockerignore"
     if not ignore.is_file():
         return [p.relative_to(root).as_posix() for p in root.rglob("*")]
+    from pathlib import Path
+
     from docker.utils.build import exclude_paths  # the docker SDK's implementation of .dockerignore rules
 
     patterns = [line.strip() for line in ignore.read_text(encoding="utf-8").splitlines()
@@ -326,6 +356,9 @@ def lock_file_digest(path: str | Path, platform: str) -> str:
 
     Comments, ordering, metadata and other platforms' packages do not change the image, so they do not count.
     """
+    import json
+    from pathlib import Path
+
     from .lockfile import lock_file_packages
 
     packages = lock_file_packages(Path(path), platform)
