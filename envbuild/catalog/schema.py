@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     Boolean,
+    CheckConstraint,
     Column,
     Float,
     ForeignKeyConstraint,
@@ -32,7 +33,9 @@ SCHEMA_VERSION = 1
 
 metadata = MetaData()
 
-schema_version = Table("schema_version", metadata, Column("version", Integer, nullable=False))
+# One row (id 1): two processes preparing an empty catalog at once cannot both record it; the second retries.
+schema_version = Table("schema_version", metadata, Column("id", Integer, primary_key=True, autoincrement=False),
+                       Column("version", Integer, nullable=False), CheckConstraint("id = 1"))
 
 # One row per version. `position` is the order versions of a name were registered in (what `latest` and every
 # listing follow, whatever the versions are called); `number` the version's place in the integer sequence.
@@ -116,7 +119,7 @@ def prepare(conn, where: str) -> None:
         _migrate_from_0(conn)
     else:
         metadata.create_all(conn)
-        conn.execute(insert(schema_version).values(version=SCHEMA_VERSION))
+        conn.execute(insert(schema_version).values(id=1, version=SCHEMA_VERSION))
 
 
 def _migrate_from_0(conn) -> None:
@@ -148,4 +151,4 @@ def _migrate_from_0(conn) -> None:
                                            detail=row["detail"], by=row["by"], at=row["at"]))
     for old in ("events", "builds", "versions"):
         conn.execute(text(f"DROP TABLE legacy_{old}"))
-    conn.execute(insert(schema_version).values(version=SCHEMA_VERSION))
+    conn.execute(insert(schema_version).values(id=1, version=SCHEMA_VERSION))

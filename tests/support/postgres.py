@@ -87,3 +87,14 @@ def postgres():
     """One real PostgreSQL server for the session."""
     with running_postgres() as server:
         yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def catalog_home(request, home, monkeypatch) -> Path:
+    """An empty envbuild home whose catalog is SQLite in the home, or a fresh PostgreSQL database
+    ($ENVBUILD_CATALOG, which the processes a test starts inherit): one catalog suite runs on both."""
+    if request.param == "postgresql":
+        monkeypatch.setenv("ENVBUILD_CATALOG", request.getfixturevalue("postgres").new_database())
+    else:
+        monkeypatch.delenv("ENVBUILD_CATALOG", raising=False)
+    return home
