@@ -1,7 +1,7 @@
 """A real PostgreSQL server for the tests: Debian's postgresql, started on a private directory and a loopback port.
 
 `initdb` and `pg_ctl` run as the `postgres` user when the tests run as root (PostgreSQL refuses to run as root),
-with trust authentication on 127.0.0.1 only. One server per test session; every test that wants a catalog of
+with trust authentication on 127.0.0.1 only. A throw-away server (stopped without a checkpoint): one per test session; every test that wants a catalog of
 its own gets a fresh database on it (`PostgresServer.new_database`). Stopped and deleted at the end.
 """
 
@@ -78,7 +78,7 @@ def running_postgres():
     try:
         yield PostgresServer(port)
     finally:
-        _as_postgres([_bin("pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"])
+        _as_postgres([_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"])
         shutil.rmtree(directory, ignore_errors=True)
 
 
