@@ -22,7 +22,6 @@ from envbuild.errors import CatalogError, SpecError
 from envbuild.spec import Environment
 from tests.conftest import write
 from tests.support.cli import cli
-from tests.support.postgres import catalog_home, postgres  # noqa: F401 (fixtures)
 
 
 def shared_url(home) -> str:

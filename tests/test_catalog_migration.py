@@ -79,7 +79,7 @@ def test_a_version_registered_by_path_whose_files_are_gone_says_so(legacy_home):
     stored = catalog.get("ctx", 1)
     assert stored.docker.build_context == "/home/alice/project/context"
     with pytest.raises(SpecError, match="is not a directory"):
-        stored.key
+        _ = stored.key
 
 
 def test_a_catalog_from_a_newer_envbuild_is_refused(legacy_home):

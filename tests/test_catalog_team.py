@@ -15,11 +15,11 @@ import pytest
 from envbuild.errors import CatalogError
 from tests.conftest import write
 from tests.support.cli import cli, cli_json, command, environment
-from tests.support.postgres import PASSWORD, postgres  # noqa: F401 (fixture)
+from tests.support.postgres import PASSWORD
 
 
 @pytest.fixture
-def team(postgres, tmp_path):  # noqa: F811
+def team(postgres, tmp_path):
     """Two homes, one catalog: the variables each machine's shell would have."""
     url = postgres.new_database()
     return url, [{"ENVBUILD_HOME": str(tmp_path / f"machine-{n}"), "ENVBUILD_CATALOG": url} for n in "ab"]
@@ -59,7 +59,7 @@ def test_the_first_processes_on_an_empty_catalog_create_its_schema_once(team, tm
 
 
 @pytest.mark.parametrize("how", ["variable", "option"])
-def test_an_unreachable_or_wrong_catalog_url_is_one_message_without_the_password(postgres, home, how):  # noqa: F811
+def test_an_unreachable_or_wrong_catalog_url_is_one_message_without_the_password(postgres, home, how):
     urls = {
         f"postgresql://envbuild:{PASSWORD}@127.0.0.1:1/catalog": "cannot open the catalog "
                                                                  "postgresql://envbuild:***@127.0.0.1:1/catalog",

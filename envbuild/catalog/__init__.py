@@ -54,7 +54,7 @@ def get(name: str, version=None, *, home=None, url: str | None = None):
         return catalog.get(name, version)
 
 
-def list(name: str | None = None, *, include_archived: bool = False, home=None,  # noqa: A001
+def list(name: str | None = None, *, include_archived: bool = False, home=None,
          url: str | None = None) -> builtins.list:
     with _open(home, url) as catalog:
         return catalog.list(name, include_archived=include_archived)

@@ -17,8 +17,8 @@ import os
 import posixpath
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from sqlalchemy import insert, select
 

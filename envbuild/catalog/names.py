@@ -54,8 +54,7 @@ def parse_ref(ref: str) -> tuple[str, str | None]:
     """`name:3` → ("name", "3"); `name:1.0.3` → ("name", "1.0.3"); `name`, `name@latest`, `name:latest` →
     ("name", None). The Azure ML spellings `azureml:name:3` and `azureml:name@latest` are the same references."""
     text = ref.strip()
-    if text.startswith(AZUREML_PREFIX):
-        text = text[len(AZUREML_PREFIX):]
+    text = text.removeprefix(AZUREML_PREFIX)
     if text.endswith("@" + LATEST):
         name, version = text[: -len("@" + LATEST)], None
     elif ":" in text:

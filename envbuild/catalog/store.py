@@ -22,7 +22,12 @@ import time
 from pathlib import Path
 
 from sqlalchemy import and_, func, insert, select, update
-from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.exc import (
+    DatabaseError,
+    IntegrityError,
+    OperationalError,
+    ProgrammingError,
+)
 
 from ..errors import CatalogError
 from ..spec import Environment
