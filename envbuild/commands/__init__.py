@@ -14,16 +14,23 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
 
 
+def add_catalog(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--catalog", metavar="URL",
+                        help="the catalog: postgresql://USER:PASSWORD@HOST:PORT/DB for a team's, sqlite:///PATH "
+                             "(default: $ENVBUILD_CATALOG, else catalog.sqlite in the envbuild home)")
+
+
 def add_spec(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("spec", help="environment.yml, requirements.txt, ...")
+    parser.add_argument("spec", help="environment.yml, requirements.txt, ..., or a catalog NAME:VERSION")
     parser.add_argument("--name", help="environment name (default: from the file)")
     parser.add_argument("--base-image", help="start from this image instead of envbuild's default base")
+    add_catalog(parser)
 
 
 def load_spec(args):
-    from ..references import load
+    from ..references import resolve
 
-    env = load(args.spec, name=args.name)
+    env, _ = resolve(args.spec, name=args.name, home=args.cache_dir, catalog_url=args.catalog)
     if args.base_image:
         env.docker.base_image = args.base_image
     return env
