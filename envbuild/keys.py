@@ -82,6 +82,7 @@ class CanonicalSpec(namedtuple("CanonicalSpec", [
     "name",  # str
     "version",  # str | None
     "description",  # str | None
+    "origins",  # tuple[tuple[str, str, str], ...]: (manager, canonical name, "file:line") of each listed package
 ])):
     """Everything in an environment that changes the image it builds, parsed and decided once; `form` is its
     JSON (what `key` hashes, what `envbuild spec canonical` prints, what `explain` compares). Never mutate
@@ -101,6 +102,11 @@ class CanonicalSpec(namedtuple("CanonicalSpec", [
     @property
     def cuda(self) -> str | None:
         return self.gpu.cuda if self.gpu is not None else None
+
+    def origin_of(self, manager: str, name: str) -> str | None:
+        """Where (file:line) the package `name` of `manager` is listed, for messages about it; else the spec file."""
+        found = next((where for m, n, where in self.origins if m == manager and n == name), None)
+        return found or self.origin
 
 
 def canonical_spec(env) -> CanonicalSpec:
@@ -129,7 +135,12 @@ def canonical_spec(env) -> CanonicalSpec:
     pip = {r.spelling: r for r in (pip_package(r, deps.origins.get(r)) for r in deps.pip_packages)}
     conda_records = tuple(sorted(conda.values(), key=lambda r: (r.name, r.spelling)))
     pip_records = tuple(sorted(pip.values(), key=lambda r: r.spelling))
-    stack = select_stack(gpu=bool(docker.gpu), cuda=docker.cuda, conda=conda_records, pip=pip_records)
+    origins = tuple((manager, parse(s).name, str(deps.origins[s]))
+                    for manager, parse, listed in (("conda", conda_package, deps.conda_packages),
+                                                   ("pip", pip_package, deps.pip_packages))
+                    for s in listed if deps.origins.get(s))
+    stack = select_stack(gpu=bool(docker.gpu), cuda=docker.cuda, conda=conda_records, pip=pip_records,
+                         where=lambda name: next((w for m, n, w in origins if m == "pip" and n == name), None))
     dockerfile_text = docker.base_dockerfile_text() if docker.base_dockerfile else None
     context_digest = (directory_digest(docker.build_context, posixpath.normpath(docker.dockerfile_path))
                       if docker.build_context else None)
@@ -171,6 +182,7 @@ def canonical_spec(env) -> CanonicalSpec:
         solver_pip_options=tuple(_dedupe([canonical_pip_option(o, keep_credentials=True) for o in deps.pip_options])),
         origin=env.source_files[0] if env.source_files else None,
         name=env.name, version=None if env.version is None else str(env.version), description=env.description,
+        origins=origins,
     )
 
 
