@@ -67,6 +67,7 @@ class CanonicalSpec(namedtuple("CanonicalSpec", [
     "user_managed",  # bool
     "variables",  # tuple[tuple[str, str], ...]: sorted by name
     "lock_file",  # str | None: a conda-lock.yml installed as it is
+    "lock_categories",  # tuple[str, ...]: the categories of lock_file installed (main, and extras chosen)
     "base_image",  # str | None: as written: what the engine is asked for
     "base_dockerfile",  # str | None: the text of the user's Dockerfile
     "build_context",  # str | None: the user's build context directory, and its Dockerfile in it
@@ -114,7 +115,7 @@ def canonical_spec(env) -> CanonicalSpec:
 
     What enters the key: the platform; the channels (priority order, no credentials, `./chan` by where it is);
     conda and pip packages (canonical spellings, sorted); pip options (order kept, no credentials);
-    user_managed; the environment variables; what a given lock file installs; the base (reference normalized,
+    user_managed; the environment variables; what a given lock file installs (its categories chosen); the base (reference normalized,
     the user Dockerfile's digest, the build context's content); and the GPU stack's CUDA, chosen here from
     docker.gpu/cuda and the framework pins when none is given (gpu.select_stack).
     """
@@ -152,6 +153,7 @@ def canonical_spec(env) -> CanonicalSpec:
         user_managed=env.python.user_managed_dependencies,
         variables=tuple((str(k), str(v)) for k, v in sorted(env.environment_variables.items())),
         lock_file=env.lock_file or None,
+        lock_categories=tuple(dict.fromkeys(["main", *env.lock_categories])),
         base_image=docker.base_image, base_dockerfile=dockerfile_text, build_context=docker.build_context,
         dockerfile_path=docker.dockerfile_path, build_context_digest=context_digest,
         gpu=stack, gpu_source=source_of(conda_records) if stack is not None else None,
@@ -166,7 +168,8 @@ def canonical_spec(env) -> CanonicalSpec:
         "pip_options": list(spec["pip_options"]),
         "user_managed": spec["user_managed"],
         "variables": dict(spec["variables"]),
-        "lock_file": lock_file_digest(env.lock_file, docker.platform) if env.lock_file else None,
+        "lock_file": lock_file_digest(env.lock_file, docker.platform, spec["lock_categories"])
+        if env.lock_file else None,
         "docker": {
             "base_image": normalize_image_reference(docker.base_image) if docker.base_image else None,
             "base_dockerfile": digest(dockerfile_text) if dockerfile_text is not None else None,
@@ -297,9 +300,10 @@ _SOLVE_VARIABLES = {"CONDA_OVERRIDE_CUDA", "CONDA_OVERRIDE_GLIBC", "CONDA_OVERRI
 
 
 def lock_key(packages) -> str:
-    """The lock key: manager, URL (without fragment) and sha256 of every package, sorted. Only what gets
-    installed: two specs that resolve to the same packages share one image."""
-    return key_of(sorted([p.manager, p.url.split("#")[0], p.sha256] for p in packages))
+    """The lock key: manager, URL (without fragment) and sha256 of every package (its md5, for an older lock
+    file that has no sha256), sorted. Only what gets installed: two specs that resolve to the same packages share
+    one image."""
+    return key_of(sorted([p.manager, p.url.split("#")[0], p.sha256 or f"md5:{p.md5 or ''}"] for p in packages))
 
 
 def lock_set_key(locks) -> str:
@@ -363,15 +367,21 @@ def context_entries(root: Path, dockerfile_path: str) -> list[str]:
     return [Path(p).as_posix() for p in exclude_paths(str(root), patterns, dockerfile=dockerfile_path)]
 
 
-def lock_file_digest(path: str | Path, platform: str) -> str:
-    """Digest of what a conda-lock file installs on `platform`: each package's manager, name, url, hash, category.
+def lock_file_digest(path: str | Path, platform: str, categories=("main",)) -> str:
+    """Digest of what a conda-lock file lists for `platform`: each package's manager, name, url, hash, category;
+    with extras chosen (`categories` beyond main), of those categories' packages and the categories' names.
 
     Comments, ordering, metadata and other platforms' packages do not change the image, so they do not count.
+    Without extras every category's packages count, as they did when the v1 keys were recorded: a change of dev
+    packages then costs a rebuild it need not, but no v1 key moves.
     """
     import json
     from pathlib import Path
 
     from .lockfile import lock_file_packages
 
-    packages = lock_file_packages(Path(path), platform)
-    return digest(json.dumps(packages, sort_keys=True, separators=(",", ":")))
+    if tuple(categories) == ("main",):
+        value = lock_file_packages(Path(path), platform, categories=None)
+    else:
+        value = {"categories": sorted(categories), "packages": lock_file_packages(Path(path), platform, categories)}
+    return digest(json.dumps(value, sort_keys=True, separators=(",", ":")))

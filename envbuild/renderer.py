@@ -157,15 +157,19 @@ def _conda_context(conda: list) -> dict[str, ContextFile]:
     context: dict[str, ContextFile] = {}
     manifest = []
     for p in sorted(conda, key=lambda p: p.filename):
-        if not _CONDA_FILENAME.match(p.filename) or not _SHA256.match(p.sha256):
+        # Older conda-lock files carry md5 only: the installer checks the hash the lock has, as conda does.
+        hashed = {"sha256": p.sha256} if _SHA256.match(p.sha256 or "") else \
+            {"md5": p.md5} if re.fullmatch(r"[0-9a-f]{32}", p.md5 or "") else None
+        if not _CONDA_FILENAME.match(p.filename) or hashed is None:
             raise RenderError(f"locked conda package {p.filename!r} has an unusable file name or hash",
-                              fix="re-lock with --refresh")
-        manifest.append({"filename": p.filename, "sha256": p.sha256, "url": p.url})
+                              fix="re-lock with --refresh (a lock file given as input: regenerate it with "
+                                  "`conda-lock lock`)")
+        manifest.append({"filename": p.filename, "url": p.url, **hashed})
         if p.url.startswith("file://"):
             source = Path(p.url[len("file://"):])
             if not source.is_file():
                 raise RenderError(f"locked package file {source} is gone", fix="rebuild the local channel or re-lock")
-            context[f"conda/packages/{p.filename}"] = ContextFile(source=source, sha256=p.sha256)
+            context[f"conda/packages/{p.filename}"] = ContextFile(source=source, sha256=hashed.get("sha256"))
     context["conda/packages.json"] = ContextFile(data=json.dumps(manifest, indent=1, sort_keys=True).encode())
     context["conda/install_conda.py"] = ContextFile(data=(DATA / "install_conda.py").read_bytes())
     return context

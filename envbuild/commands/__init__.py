@@ -18,6 +18,10 @@ def add_spec(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", help="environment.yml, requirements.txt, ...")
     parser.add_argument("--name", help="environment name (default: from the file)")
     parser.add_argument("--base-image", help="start from this image instead of envbuild's default base")
+    # conda-lock install's options for the categories of a conda-lock.yml (main is always installed).
+    parser.add_argument("-e", "--extras", "--category", action="append", default=[], metavar="CATEGORY",
+                        help="also install this category of a conda-lock.yml (repeat for several)")
+    parser.add_argument("--dev", action="store_true", help="also install the dev category of a conda-lock.yml")
 
 
 def load_spec(args):
@@ -26,7 +30,26 @@ def load_spec(args):
     env = load(args.spec, name=args.name)
     if args.base_image:
         env.docker.base_image = args.base_image
+    extras = [*getattr(args, "extras", ()), *(["dev"] if getattr(args, "dev", False) else [])]
+    if extras or env.lock_file:
+        _choose_categories(env, extras)
     return env
+
+
+def _choose_categories(env, extras: list[str]) -> None:
+    """The lock file's categories to install, and what that leaves out said on stderr ("20 of 115 packages")."""
+    from pathlib import Path
+
+    from ..errors import SpecError
+    from ..lockfile import category_summary
+
+    if not env.lock_file:
+        raise SpecError(f"--extras/--dev choose categories of a conda-lock.yml, and {env.name} is not one",
+                        fix="drop --extras/--dev, or pass the conda-lock.yml")
+    env.lock_categories = tuple(dict.fromkeys(["main", *extras]))
+    summary = category_summary(Path(env.lock_file), env.docker.platform, env.lock_categories)
+    if summary:
+        err(f"envbuild: {Path(env.lock_file).name}: {summary}")
 
 
 def err(message: str) -> None:
