@@ -37,8 +37,11 @@ def cmd_lock(args) -> int:
                   on_progress=lambda stage, message: err(f"envbuild: {stage}: {message}") if args.debug else None)
     if args.output:
         result.write(args.output)
-        err(f"envbuild: wrote {args.output} ({', '.join(result.platforms)}: {len(result.packages)} packages, "
-            f"lock {result.key})")
+        # Each platform's lock key is the one `build` labels its image with (org.envbuild.lock-key); the set's key
+        # (over all of them) is named apart, and only where there is a set.
+        locks = "; ".join(f"{lock.platform}: {len(lock.packages)} packages, lock {lock.key}" for lock in result.locks)
+        every = f"; lock set {result.key}" if len(result.locks) > 1 else ""
+        err(f"envbuild: wrote {args.output} ({locks}{every})")
     else:
         sys.stdout.write(result.text)
     return 0
