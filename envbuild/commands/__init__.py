@@ -52,6 +52,22 @@ def _choose_categories(env, extras: list[str]) -> None:
         err(f"envbuild: {Path(env.lock_file).name}: {summary}")
 
 
+def with_python(env, version: str | None):
+    """`--python X`, the same for lock, render and build: a conda environment gets `python=X` (as `conda create
+    python=X` does); a pip-only one is locked for X (build and render check that its base has it:
+    api.lock_python); a lock file has decided its Python already."""
+    if not version:
+        return env
+    from ..errors import SpecError
+
+    if env.lock_file:
+        raise SpecError(f"--python {version}: a lock file's Python is the one it locked",
+                        where=env.lock_file, fix="drop --python, or lock the environment.yml again for that Python")
+    if env.python.conda_dependencies.conda_packages:
+        env.python.conda_dependencies.set_python_version(version)
+    return env
+
+
 def err(message: str) -> None:
     """Messages for the person at the terminal go to stderr; stdout carries results (text or JSON)."""
     print(message, file=sys.stderr, flush=True)

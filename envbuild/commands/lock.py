@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from . import add_common, add_spec, err, load_spec
+from . import add_common, add_spec, err, load_spec, with_python
 
 
 def register(sub) -> None:
@@ -14,7 +14,8 @@ def register(sub) -> None:
     p.add_argument("-o", "--output", help="write the lock here, only once it is solved (default: stdout)")
     p.add_argument("-p", "--platform", action="append", dest="platforms", metavar="PLATFORM",
                    help="target platform, repeat for several (default: the environment's, linux-64)")
-    p.add_argument("--python", help="Python version for pip-only environments (default: the base image's)")
+    p.add_argument("--python", help="Python version: conda environments get python=VERSION; pip-only ones are "
+                                    "locked for it (default: the base image's Python)")
     p.add_argument("--exclude-newer", metavar="DATE",
                    help="ignore packages published after DATE (2024-06-01 or an ISO timestamp): a repeatable solve")
     p.add_argument("--refresh", action="store_true", help="re-solve even if the lock cache has the spec")
@@ -24,7 +25,7 @@ def register(sub) -> None:
 def cmd_lock(args) -> int:
     from ..api import base_for, lock
 
-    env = load_spec(args)
+    env = with_python(load_spec(args), args.python)
     python = args.python
     glibc = None
     if python is None and not env.python.conda_dependencies.conda_packages and not getattr(env, "lock_file", None):
