@@ -233,6 +233,9 @@ def render(spec: CanonicalSpec, lock: Lock, base: "BaseImage", *, template: str 
     user_managed = spec.user_managed
     conda = [] if user_managed else lock.conda
     pip = [] if user_managed else lock.pip
+    # Every managed environment has a `python` (a lock of no packages, all excluded by markers, too): a venv on
+    # the base's Python, as a pip-only one gets. A user-managed one is the base as it is.
+    python_venv = not (conda or pip or user_managed) and base.python_version is not None
     # The lock file enters the build key by what it installs (lock.key), not by its text, whose metadata names the
     # spec it was solved for: two specs that lock to the same packages share one image.
     context: dict[str, ContextFile] = {"conda-lock.yml": ContextFile(data=lock.text.encode("utf-8"), sha256=lock.key)}
@@ -265,7 +268,7 @@ def render(spec: CanonicalSpec, lock: Lock, base: "BaseImage", *, template: str 
             installer_from=check_image_ref(installer_from or base.from_ref, "installer image"),
             installer_requirements=_installer_requirements(*(("py-rattler", "uv") if conda else ("uv",))), prefix=PREFIX, pip_prefix=PIP_PREFIX,
             context_dir=CONTEXT_DIR, lock_path=LOCK_PATH, buildkit=buildkit, conda_packages=bool(conda),
-            pip_packages=bool(pip), gpu=gpu,
+            pip_packages=bool(pip), python_venv=python_venv, gpu=gpu,
             environment_variables=variables, labels=labels,
         )
     except jinja2.TemplateError as exc:
