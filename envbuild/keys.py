@@ -115,8 +115,9 @@ def canonical_spec(env) -> CanonicalSpec:
 
     What enters the key: the platform; the channels (priority order, no credentials, `./chan` by where it is);
     conda and pip packages (canonical spellings, sorted); pip options (order kept, no credentials);
-    user_managed; the environment variables; what a given lock file installs (its categories chosen); the base (reference normalized,
-    the user Dockerfile's digest, the build context's content); and the GPU stack's CUDA, chosen here from
+    user_managed (which leaves packages, channels and pip options out: they are not installed); the environment
+    variables; what a given lock file installs (its categories chosen); the base (reference normalized, the user
+    Dockerfile's digest, the build context's content); and the GPU stack's CUDA, chosen here from
     docker.gpu/cuda and the framework pins when none is given (gpu.select_stack).
     """
     if isinstance(env, CanonicalSpec):
@@ -136,6 +137,17 @@ def canonical_spec(env) -> CanonicalSpec:
     pip = {r.spelling: r for r in (pip_package(r, deps.origins.get(r)) for r in deps.pip_packages)}
     conda_records = tuple(sorted(conda.values(), key=lambda r: (r.name, r.spelling)))
     pip_records = tuple(sorted(pip.values(), key=lambda r: r.spelling))
+    user_managed = bool(env.python.user_managed_dependencies)
+    if user_managed:
+        # Azure ML installs nothing for a user-managed environment: what is listed is not installed, so it is
+        # neither solved nor keyed (the same image whoever listed what), and the user is told.
+        if conda or pip:
+            _warn_once(f"{env.source_files[0] if env.source_files else env.name}: user_managed_dependencies is true: "
+                       f"the {len(conda) + len(pip)} packages listed are not installed (the base image's own are "
+                       "used); set it to false to install them")
+        conda_records, pip_records, expanded, pip_options = (), (), [], []
+    else:
+        pip_options = deps.pip_options
     origins = tuple((manager, parse(s).name, str(deps.origins[s]))
                     for manager, parse, listed in (("conda", conda_package, deps.conda_packages),
                                                    ("pip", pip_package, deps.pip_packages))
@@ -149,8 +161,8 @@ def canonical_spec(env) -> CanonicalSpec:
         platform=normalize_platform(docker.platform),
         channels=tuple(_dedupe([keyed_channel(url, beside) for url in expanded])),
         conda=conda_records, pip=pip_records,
-        pip_options=tuple(_dedupe([canonical_pip_option(o) for o in deps.pip_options])),
-        user_managed=env.python.user_managed_dependencies,
+        pip_options=tuple(_dedupe([canonical_pip_option(o) for o in pip_options])),
+        user_managed=user_managed,
         variables=tuple((str(k), str(v)) for k, v in sorted(env.environment_variables.items())),
         lock_file=env.lock_file or None,
         lock_categories=tuple(dict.fromkeys(["main", *env.lock_categories])),
@@ -182,11 +194,23 @@ def canonical_spec(env) -> CanonicalSpec:
     return CanonicalSpec(
         **spec, form=form, key=spec_key(form),
         solver_channels=tuple(channel_url(c, beside) for c in expanded),
-        solver_pip_options=tuple(_dedupe([canonical_pip_option(o, keep_credentials=True) for o in deps.pip_options])),
+        solver_pip_options=tuple(_dedupe([canonical_pip_option(o, keep_credentials=True) for o in pip_options])),
         origin=env.source_files[0] if env.source_files else None,
         name=env.name, version=None if env.version is None else str(env.version), description=env.description,
         origins=origins,
     )
+
+
+def _warn_once(message: str) -> None:
+    """A warning about a spec, once per process however often its key is computed."""
+    if message not in _warned:
+        import logging
+
+        _warned.add(message)
+        logging.getLogger(__name__).warning("%s", message)
+
+
+_warned: set[str] = set()
 
 
 def _dedupe(items: list[str]) -> list[str]:
