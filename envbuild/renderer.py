@@ -51,7 +51,8 @@ _IMAGE_REF = re.compile(r"^(?:sha256:[0-9a-f]{64}|(?:[A-Za-z0-9.-]+(?::[0-9]+)?/
                         r"(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
                         r"(?:@sha256:[0-9a-f]{64})?)$")
 _PIP_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$")
-_CONDA_FILENAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+-]*\.(?:conda|tar\.bz2)$")
+# `!` is a version epoch (x264-1!164.3095-...): conda-forge's file names carry it.
+_CONDA_FILENAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+!-]*\.(?:conda|tar\.bz2)$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 

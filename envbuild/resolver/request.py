@@ -57,6 +57,12 @@ def read_lock_set(path: str | os.PathLike, platforms: list[str] | None = None, c
     for platform in platforms:
         packages = given.packages.get(platform, ())
         for p in packages:
+            if p.manager == "pip" and not p.url.startswith(("https://", "http://", "file://")):
+                # conda-lock pins a VCS requirement to a commit, and writes the commit where the hash goes.
+                raise SpecError(f"pip package {p.name} is locked to a VCS checkout ({p.url}), which cannot be "
+                                "installed hash-checked", where=str(given.path),
+                                fix=f"require a released {p.name} (or a wheel URL) in the environment file and lock "
+                                    "it again (`envbuild lock environment.yml -o conda-lock.yml`)")
             if not (p.sha256 or (p.manager == "conda" and p.md5)):
                 raise SpecError(f"package {p.name} {p.version} ({platform}) has no sha256 or md5 hash",
                                 where=str(given.path), fix=FIX)
