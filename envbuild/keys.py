@@ -67,6 +67,7 @@ class CanonicalSpec(namedtuple("CanonicalSpec", [
     "user_managed",  # bool
     "variables",  # tuple[tuple[str, str], ...]: sorted by name
     "lock_file",  # str | None: a conda-lock.yml installed as it is
+    "lock_categories",  # tuple[str, ...]: the categories of lock_file installed (main, and extras chosen)
     "base_image",  # str | None: as written: what the engine is asked for
     "base_dockerfile",  # str | None: the text of the user's Dockerfile
     "build_context",  # str | None: the user's build context directory, and its Dockerfile in it
@@ -82,6 +83,7 @@ class CanonicalSpec(namedtuple("CanonicalSpec", [
     "name",  # str
     "version",  # str | None
     "description",  # str | None
+    "origins",  # tuple[tuple[str, str, str], ...]: (manager, canonical name, "file:line") of each listed package
 ])):
     """Everything in an environment that changes the image it builds, parsed and decided once; `form` is its
     JSON (what `key` hashes, what `envbuild spec canonical` prints, what `explain` compares). Never mutate
@@ -102,14 +104,20 @@ class CanonicalSpec(namedtuple("CanonicalSpec", [
     def cuda(self) -> str | None:
         return self.gpu.cuda if self.gpu is not None else None
 
+    def origin_of(self, manager: str, name: str) -> str | None:
+        """Where (file:line) the package `name` of `manager` is listed, for messages about it; else the spec file."""
+        found = next((where for m, n, where in self.origins if m == manager and n == name), None)
+        return found or self.origin
+
 
 def canonical_spec(env) -> CanonicalSpec:
     """The CanonicalSpec of an Environment (a CanonicalSpec is returned as it is).
 
     What enters the key: the platform; the channels (priority order, no credentials, `./chan` by where it is);
     conda and pip packages (canonical spellings, sorted); pip options (order kept, no credentials);
-    user_managed; the environment variables; what a given lock file installs; the base (reference normalized,
-    the user Dockerfile's digest, the build context's content); and the GPU stack's CUDA, chosen here from
+    user_managed (which leaves packages, channels and pip options out: they are not installed); the environment
+    variables; what a given lock file installs (its categories chosen); the base (reference normalized, the user
+    Dockerfile's digest, the build context's content); and the GPU stack's CUDA, chosen here from
     docker.gpu/cuda and the framework pins when none is given (gpu.select_stack).
     """
     if isinstance(env, CanonicalSpec):
@@ -129,7 +137,23 @@ def canonical_spec(env) -> CanonicalSpec:
     pip = {r.spelling: r for r in (pip_package(r, deps.origins.get(r)) for r in deps.pip_packages)}
     conda_records = tuple(sorted(conda.values(), key=lambda r: (r.name, r.spelling)))
     pip_records = tuple(sorted(pip.values(), key=lambda r: r.spelling))
-    stack = select_stack(gpu=bool(docker.gpu), cuda=docker.cuda, conda=conda_records, pip=pip_records)
+    user_managed = bool(env.python.user_managed_dependencies)
+    if user_managed:
+        # Azure ML installs nothing for a user-managed environment: what is listed is not installed, so it is
+        # neither solved nor keyed (the same image whoever listed what), and the user is told.
+        if conda or pip:
+            _warn_once(f"{env.source_files[0] if env.source_files else env.name}: user_managed_dependencies is true: "
+                       f"the {len(conda) + len(pip)} packages listed are not installed (the base image's own are "
+                       "used); set it to false to install them")
+        conda_records, pip_records, expanded, pip_options = (), (), [], []
+    else:
+        pip_options = deps.pip_options
+    origins = tuple((manager, parse(s).name, str(deps.origins[s]))
+                    for manager, parse, listed in (("conda", conda_package, deps.conda_packages),
+                                                   ("pip", pip_package, deps.pip_packages))
+                    for s in listed if deps.origins.get(s))
+    stack = select_stack(gpu=bool(docker.gpu), cuda=docker.cuda, conda=conda_records, pip=pip_records,
+                         where=lambda name: next((w for m, n, w in origins if m == "pip" and n == name), None))
     dockerfile_text = docker.base_dockerfile_text() if docker.base_dockerfile else None
     context_digest = (directory_digest(docker.build_context, posixpath.normpath(docker.dockerfile_path))
                       if docker.build_context else None)
@@ -137,10 +161,11 @@ def canonical_spec(env) -> CanonicalSpec:
         platform=normalize_platform(docker.platform),
         channels=tuple(_dedupe([keyed_channel(url, beside) for url in expanded])),
         conda=conda_records, pip=pip_records,
-        pip_options=tuple(_dedupe([canonical_pip_option(o) for o in deps.pip_options])),
-        user_managed=env.python.user_managed_dependencies,
+        pip_options=tuple(_dedupe([canonical_pip_option(o) for o in pip_options])),
+        user_managed=user_managed,
         variables=tuple((str(k), str(v)) for k, v in sorted(env.environment_variables.items())),
         lock_file=env.lock_file or None,
+        lock_categories=tuple(dict.fromkeys(["main", *env.lock_categories])),
         base_image=docker.base_image, base_dockerfile=dockerfile_text, build_context=docker.build_context,
         dockerfile_path=docker.dockerfile_path, build_context_digest=context_digest,
         gpu=stack, gpu_source=source_of(conda_records) if stack is not None else None,
@@ -155,7 +180,8 @@ def canonical_spec(env) -> CanonicalSpec:
         "pip_options": list(spec["pip_options"]),
         "user_managed": spec["user_managed"],
         "variables": dict(spec["variables"]),
-        "lock_file": lock_file_digest(env.lock_file, docker.platform) if env.lock_file else None,
+        "lock_file": lock_file_digest(env.lock_file, docker.platform, spec["lock_categories"])
+        if env.lock_file else None,
         "docker": {
             "base_image": normalize_image_reference(docker.base_image) if docker.base_image else None,
             "base_dockerfile": digest(dockerfile_text) if dockerfile_text is not None else None,
@@ -168,10 +194,23 @@ def canonical_spec(env) -> CanonicalSpec:
     return CanonicalSpec(
         **spec, form=form, key=spec_key(form),
         solver_channels=tuple(channel_url(c, beside) for c in expanded),
-        solver_pip_options=tuple(_dedupe([canonical_pip_option(o, keep_credentials=True) for o in deps.pip_options])),
+        solver_pip_options=tuple(_dedupe([canonical_pip_option(o, keep_credentials=True) for o in pip_options])),
         origin=env.source_files[0] if env.source_files else None,
         name=env.name, version=None if env.version is None else str(env.version), description=env.description,
+        origins=origins,
     )
+
+
+def _warn_once(message: str) -> None:
+    """A warning about a spec, once per process however often its key is computed."""
+    if message not in _warned:
+        import logging
+
+        _warned.add(message)
+        logging.getLogger(__name__).warning("%s", message)
+
+
+_warned: set[str] = set()
 
 
 def _dedupe(items: list[str]) -> list[str]:
@@ -285,9 +324,10 @@ _SOLVE_VARIABLES = {"CONDA_OVERRIDE_CUDA", "CONDA_OVERRIDE_GLIBC", "CONDA_OVERRI
 
 
 def lock_key(packages) -> str:
-    """The lock key: manager, URL (without fragment) and sha256 of every package, sorted. Only what gets
-    installed: two specs that resolve to the same packages share one image."""
-    return key_of(sorted([p.manager, p.url.split("#")[0], p.sha256] for p in packages))
+    """The lock key: manager, URL (without fragment) and sha256 of every package (its md5, for an older lock
+    file that has no sha256), sorted. Only what gets installed: two specs that resolve to the same packages share
+    one image."""
+    return key_of(sorted([p.manager, p.url.split("#")[0], p.sha256 or f"md5:{p.md5 or ''}"] for p in packages))
 
 
 def lock_set_key(locks) -> str:
@@ -351,15 +391,21 @@ def context_entries(root: Path, dockerfile_path: str) -> list[str]:
     return [Path(p).as_posix() for p in exclude_paths(str(root), patterns, dockerfile=dockerfile_path)]
 
 
-def lock_file_digest(path: str | Path, platform: str) -> str:
-    """Digest of what a conda-lock file installs on `platform`: each package's manager, name, url, hash, category.
+def lock_file_digest(path: str | Path, platform: str, categories=("main",)) -> str:
+    """Digest of what a conda-lock file lists for `platform`: each package's manager, name, url, hash, category;
+    with extras chosen (`categories` beyond main), of those categories' packages and the categories' names.
 
     Comments, ordering, metadata and other platforms' packages do not change the image, so they do not count.
+    Without extras every category's packages count, as they did when the v1 keys were recorded: a change of dev
+    packages then costs a rebuild it need not, but no v1 key moves.
     """
     import json
     from pathlib import Path
 
     from .lockfile import lock_file_packages
 
-    packages = lock_file_packages(Path(path), platform)
-    return digest(json.dumps(packages, sort_keys=True, separators=(",", ":")))
+    if tuple(categories) == ("main",):
+        value = lock_file_packages(Path(path), platform, categories=None)
+    else:
+        value = {"categories": sorted(categories), "packages": lock_file_packages(Path(path), platform, categories)}
+    return digest(json.dumps(value, sort_keys=True, separators=(",", ":")))

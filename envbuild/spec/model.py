@@ -195,6 +195,8 @@ class Environment:
     environment_variables: dict[str, str] = field(default_factory=dict)
     # A conda-lock.yml to install as is (no solve); its packages' urls and hashes enter the key.
     lock_file: str | None = None
+    # The categories of lock_file to install: main, and the extras chosen (conda-lock's --dev / --extras NAME).
+    lock_categories: tuple[str, ...] = ("main",)
     # Files read to make this environment (spec files and their includes), for the raw-bytes memo.
     source_files: list[str] = field(default_factory=list, compare=False, repr=False)
 
