@@ -82,6 +82,7 @@ class CanonicalSpec(namedtuple("CanonicalSpec", [
     "name",  # str
     "version",  # str | None
     "description",  # str | None
+    "pip_pins",  # tuple[pins.Pin, ...]: the user's hash pins with their lines (their hashes are in `form`)
 ])):
     """Everything in an environment that changes the image it builds, parsed and decided once; `form` is its
     JSON (what `key` hashes, what `envbuild spec canonical` prints, what `explain` compares). Never mutate
@@ -119,6 +120,7 @@ def canonical_spec(env) -> CanonicalSpec:
     from .channels import channel_url, expand_channel, keyed_channel
     from .gpu import select_stack, source_of
     from .packages import canonical_pip_option, conda_package, pip_package
+    from .pins import collect_pins
     from .platforms import normalize_platform
 
     deps = env.python.conda_dependencies
@@ -130,6 +132,8 @@ def canonical_spec(env) -> CanonicalSpec:
     conda_records = tuple(sorted(conda.values(), key=lambda r: (r.name, r.spelling)))
     pip_records = tuple(sorted(pip.values(), key=lambda r: r.spelling))
     stack = select_stack(gpu=bool(docker.gpu), cuda=docker.cuda, conda=conda_records, pip=pip_records)
+    pins = collect_pins(deps, [pip_package(r, deps.origins.get(r)) for r in deps.pip_packages])
+    base_image = docker.base_image_registry.qualify(docker.base_image)  # the address names the image
     dockerfile_text = docker.base_dockerfile_text() if docker.base_dockerfile else None
     context_digest = (directory_digest(docker.build_context, posixpath.normpath(docker.dockerfile_path))
                       if docker.build_context else None)
@@ -141,7 +145,7 @@ def canonical_spec(env) -> CanonicalSpec:
         user_managed=env.python.user_managed_dependencies,
         variables=tuple((str(k), str(v)) for k, v in sorted(env.environment_variables.items())),
         lock_file=env.lock_file or None,
-        base_image=docker.base_image, base_dockerfile=dockerfile_text, build_context=docker.build_context,
+        base_image=base_image, base_dockerfile=dockerfile_text, build_context=docker.build_context,
         dockerfile_path=docker.dockerfile_path, build_context_digest=context_digest,
         gpu=stack, gpu_source=source_of(conda_records) if stack is not None else None,
     )
@@ -157,7 +161,7 @@ def canonical_spec(env) -> CanonicalSpec:
         "variables": dict(spec["variables"]),
         "lock_file": lock_file_digest(env.lock_file, docker.platform) if env.lock_file else None,
         "docker": {
-            "base_image": normalize_image_reference(docker.base_image) if docker.base_image else None,
+            "base_image": normalize_image_reference(base_image) if base_image else None,
             "base_dockerfile": digest(dockerfile_text) if dockerfile_text is not None else None,
             "build_context": f"{context_digest}:{posixpath.normpath(docker.dockerfile_path)}"
             if context_digest else None,
@@ -165,12 +169,15 @@ def canonical_spec(env) -> CanonicalSpec:
             "cuda": normalize_cuda(stack.cuda) if stack is not None else None,
         },
     }
+    if pins:  # only when there are some: every unpinned spec keeps its key
+        form["pip_hashes"] = {pin.name: list(pin.hashes) for pin in pins}
     return CanonicalSpec(
         **spec, form=form, key=spec_key(form),
         solver_channels=tuple(channel_url(c, beside) for c in expanded),
         solver_pip_options=tuple(_dedupe([canonical_pip_option(o, keep_credentials=True) for o in deps.pip_options])),
         origin=env.source_files[0] if env.source_files else None,
         name=env.name, version=None if env.version is None else str(env.version), description=env.description,
+        pip_pins=pins,
     )
 
 
@@ -266,7 +273,7 @@ def lock_request_key(spec: CanonicalSpec, platforms: list[str], *, python_versio
     """
     from pathlib import Path
 
-    from .channels import channel_identity
+    from .channels import channel_identity, public_text
 
     return key_of({
         "spec": spec.key,
@@ -276,7 +283,8 @@ def lock_request_key(spec: CanonicalSpec, platforms: list[str], *, python_versio
         "exclude_newer": exclude_newer.isoformat() if exclude_newer else None,
         "python": python_version,
         "glibc": glibc,
-        "overrides": {name: os.environ[name] for name in sorted(_SOLVE_VARIABLES) if name in os.environ},
+        # pip's index variables without their credentials: a rotated token is the same index.
+        "overrides": {name: public_text(os.environ[name]) for name in sorted(_SOLVE_VARIABLES) if name in os.environ},
     })
 
 
