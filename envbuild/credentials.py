@@ -91,8 +91,24 @@ def write_secret(credentials: dict[str, tuple[str, str]], directory: Path) -> Pa
     return path
 
 
-def refuse_classic(credentials: dict) -> None:
-    """The classic builder has no secrets: a private source would have to be baked into a layer. Refuse."""
+def build_secrets(spec, lock, buildkit: bool, directory: Path) -> dict[str, Path] | None:
+    """The secrets of one build, as files under `directory` (private, removed by the caller): the host CA bundle
+    (`ca`) and the credentials of the hosts the lock downloads from (`netrc`). The classic builder gets none, and
+    a lock that needs credentials is refused there rather than baked into a layer."""
+    from .config import host_ca_bundle
+
+    credentials = host_credentials(spec, lock)
+    if not buildkit:
+        _refuse_classic(credentials)
+        return None
+    ca = host_ca_bundle()
+    secrets = {"ca": ca} if ca else {}
+    if credentials:
+        secrets[SECRET_ID] = write_secret(credentials, directory)
+    return secrets or None
+
+
+def _refuse_classic(credentials: dict) -> None:
     if credentials:
         raise BuildError(f"the lock downloads from {', '.join(sorted(credentials))}, which needs credentials, and "
                          "the classic builder cannot pass them as a secret (they would be baked into the image)",

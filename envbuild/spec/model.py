@@ -172,6 +172,12 @@ class DockerSection:
     def gpu_support(self, value: bool) -> None:
         self.gpu = bool(value)
 
+    def run_options(self) -> dict:
+        """The `docker run` options `envbuild run`/`shell` apply (runner.with_run_options): not keyed, since they
+        change how a container runs, not the image."""
+        return {"shm_size": self.shm_size, "arguments": list(self.arguments)} if self.shm_size or self.arguments \
+            else {}
+
     @property
     def enabled(self) -> bool:
         """Always True: envbuild always builds a container image (Azure ML could also run without one)."""
