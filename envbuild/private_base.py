@@ -31,7 +31,7 @@ def pull_with_login(ref: str, login: dict) -> None:
     client = current_endpoint().sdk_client()
     failure = None
     try:
-        for message in client.api.pull(repository, tag=tag or "latest", auth_config=login, stream=True, decode=True):
+        for message in client.pull(repository, tag=tag or "latest", auth_config=login, stream=True, decode=True):
             failure = message.get("error") or failure
     except (APIError, DockerException) as exc:
         failure = getattr(exc, "explanation", None) or str(exc)
