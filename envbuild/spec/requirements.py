@@ -124,6 +124,10 @@ def _parse_one(text: str, origin: Origin, seen: set[str], files: list[str]) -> l
                             fix="remove it, or use one of -r, -c, --index-url, --extra-index-url, --find-links, --pre")
     # Per-requirement hash options are pins (envbuild.pins): kept beside the requirement, checked on the lock.
     hashes = tuple(re.findall(r"\s--hash[=\s]+(\S+)", text))
+    if hashes:
+        from ..pins import sha256_pins
+
+        sha256_pins(hashes, str(origin))  # a pin that cannot be checked fails at its line
     text = re.sub(r"\s--hash[=\s]+\S+", "", text).strip()
     wheel = _local_wheel(text, origin)
     if wheel is not None:
