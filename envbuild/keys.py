@@ -169,6 +169,10 @@ def canonical_spec(env) -> CanonicalSpec:
             "cuda": normalize_cuda(stack.cuda) if stack is not None else None,
         },
     }
+    interpreter = env.python.interpreter_path
+    if env.python.user_managed_dependencies and interpreter not in ("python", "", None):
+        # The interpreter of a user-managed environment: its directory leads PATH in the image (renderer).
+        form["interpreter_path"] = str(interpreter)
     if pins:  # only when there are some: every unpinned spec keeps its key
         form["pip_hashes"] = {pin.name: list(pin.hashes) for pin in pins}
     return CanonicalSpec(

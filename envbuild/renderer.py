@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -153,6 +154,18 @@ def _pip_context(pip: list) -> ContextFile:
     return ContextFile(data=("\n".join(lines) + "\n").encode())
 
 
+def _interpreter_dir(spec: CanonicalSpec) -> str | None:
+    """python.interpreter_path of a user-managed environment: its directory leads PATH, so `python` (and the
+    tools beside it) are that interpreter's in `envbuild run`."""
+    path = spec.form.get("interpreter_path")
+    if path is None:
+        return None
+    if not path.startswith("/") or any(ch.isspace() or ch in "$\\\"" for ch in path):
+        raise RenderError(f"python.interpreter_path {path!r} is not an absolute path in the image",
+                          fix="write the interpreter's absolute path, e.g. /opt/conda/envs/train/bin/python")
+    return posixpath.dirname(path)
+
+
 def _wheel_context(pip: list) -> dict[str, ContextFile]:
     """Private wheels (envbuild.wheels): from the store into the context's wheels/, which only the pip step mounts."""
     from .wheels import BUILD_DIR, stored_wheel
@@ -283,7 +296,7 @@ def render(spec: CanonicalSpec, lock: Lock, base: "BaseImage", *, template: str 
             installer_requirements=_installer_requirements(*(("py-rattler", "uv") if conda else ("uv",))), prefix=PREFIX, pip_prefix=PIP_PREFIX,
             context_dir=CONTEXT_DIR, lock_path=LOCK_PATH, buildkit=buildkit, conda_packages=bool(conda),
             pip_packages=bool(pip), gpu=gpu, private_wheels=any(k.startswith("wheels/") for k in context),
-            private_sources=bool(host_credentials(spec, lock)),
+            private_sources=bool(host_credentials(spec, lock)), interpreter_dir=_interpreter_dir(spec),
             environment_variables=variables, labels=labels,
         )
     except jinja2.TemplateError as exc:

@@ -155,3 +155,23 @@ def test_logs_of_a_failed_build_are_kept(home, capsys):
     with pytest.raises(EnvbuildError):
         with Index(home) as index:
             index.find("ffff")
+
+
+def test_interpreter_path_of_a_user_managed_environment_leads_path_in_the_image(home):
+    from envbuild.bases import BaseImage
+    from envbuild.errors import RenderError
+    from envbuild.renderer import render
+    from envbuild.resolver import resolve
+
+    base = BaseImage("team/base:1", "sha256:" + "0" * 64, "3.11", "2.36", "team/base:1")
+    env = Environment("managed-by-user")
+    env.python.user_managed_dependencies = True
+    plain = canonical_spec(env)
+    env.python.interpreter_path = "/opt/venv/bin/python"
+    spec = canonical_spec(env)
+    assert spec.key != plain.key  # it changes the image: keyed
+    plan = render(spec, resolve(spec, python_version="3.11"), base)
+    assert "ENV PATH=/opt/venv/bin:$PATH" in plan.dockerfile
+    env.python.interpreter_path = "venv/bin/python"
+    with pytest.raises(RenderError, match="absolute path"):
+        render(canonical_spec(env), resolve(canonical_spec(env), python_version="3.11"), base)
