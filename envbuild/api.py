@@ -29,6 +29,7 @@ from .cache import Image, Index, image_of, new_entry
 from .engine import Engine
 from .hitpath import remember_file
 from .keys import request_key, tag_of, template_digest
+from .private_base import pull_private_base
 
 if TYPE_CHECKING:
     from .renderer import BuildPlan
@@ -150,6 +151,7 @@ def render(env, *, cache_dir=None, template=None, refresh_lock: bool = False, gp
         env.docker.cuda = cuda or env.docker.cuda
     spec = canonical_spec(env)
     engine = Engine()
+    pull_private_base(env, engine, on_progress)
     base = base_for(spec, engine, on_log)
     resolved = lock(spec, python_version=lock_python(spec, base, python_version), glibc=base.glibc,
                     cache_dir=cache_dir, refresh=refresh_lock, on_progress=on_progress)
@@ -178,6 +180,7 @@ def build(env, *, cache_dir=None, template=None, refresh_lock: bool = False, reb
     index = Index(config.home(cache_dir))
     shared = configured(registry)
     try:
+        pull_private_base(env, engine, on_progress)  # docker.base_image_registry with a login
         base = base_for(spec, engine, on_log)
         python = lock_python(spec, base, python_version)
         spec_key = spec.key
@@ -351,6 +354,9 @@ def _build(index: Index, engine: Engine, shared, plan, resolved, env, chosen, st
     import tempfile
 
     from .builder import build_image
+    from .credentials import build_secrets
+    from .errors import BuildError
+    from .keys import canonical_spec
 
     warnings = (chosen.limitations,) if chosen.limitations else ()
     for warning in warnings:
@@ -359,14 +365,25 @@ def _build(index: Index, engine: Engine, shared, plan, resolved, env, chosen, st
     cache_from = [shared.ref(name_tag)] if shared and name_tag and shared.has(name_tag) else []
     _notify(on_progress, "build", f"building {plan.image} with {chosen.kind}")
     build_started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="envbuild-context-") as tmp:
+    lines: list[str] = []  # the log so far, kept if the build fails
+
+    def kept(line: str) -> None:
+        lines.append(line)
+        if on_log:
+            on_log(line)
+
+    with tempfile.TemporaryDirectory(prefix="envbuild-context-") as tmp, \
+            tempfile.TemporaryDirectory(prefix="envbuild-secrets-") as secret_dir:
+        secrets = build_secrets(canonical_spec(env), resolved, chosen.buildkit, Path(secret_dir))
         context = plan.write_context(tmp)
-        ca = config.host_ca_bundle()
-        image_id, build_log = build_image(
-            context, plan.image, labels={**plan.metadata_labels, "org.envbuild.build-key": plan.key,
-                                             "org.envbuild.spec-key": plan.spec_key},
-            secrets={"ca": ca} if ca and chosen.buildkit else None, on_log=on_log, cache_from=cache_from,
-            builder=chosen)
+        try:
+            image_id, build_log = build_image(
+                context, plan.image, labels={**plan.metadata_labels, "org.envbuild.build-key": plan.key,
+                                                 "org.envbuild.spec-key": plan.spec_key},
+                secrets=secrets, on_log=kept, cache_from=cache_from, builder=chosen)
+        except BuildError:
+            index.failed_put(plan.key, "\n".join(lines))  # `envbuild logs KEY` / `--last-failed`
+            raise
     build_seconds = time.perf_counter() - build_started
     record = engine.inspect_image(image_id) or {}
     labels = (record.get("Config") or {}).get("Labels") or {}

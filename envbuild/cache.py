@@ -227,6 +227,20 @@ class Index:
     def detail_get(self, build_key: str) -> dict | None:
         return self._cache.get(f"detail:{build_key}")
 
+    def failed_put(self, build_key: str, text: str) -> None:
+        """Keep the log of a failed build of `build_key` (no image, so no entry): `envbuild logs` reads it."""
+        with self._cache.transact():
+            self._cache.set(f"failed:{build_key}", text)
+            self._cache.set("failed-last", build_key)
+
+    def failed_get(self, prefix: str | None = None) -> tuple[str, str] | None:
+        """(build key, log) of the failed build `prefix` names (a key or its start), or of the last one."""
+        key = self._cache.get("failed-last") if prefix is None else next(
+            (k[len("failed:"):] for k in self._cache.iterkeys() if str(k).startswith("failed:")
+             and (k[len("failed:"):].startswith(prefix) or k.split(":", 2)[-1].startswith(prefix))), None)
+        text = self._cache.get(f"failed:{key}") if key else None
+        return (key, text) if text is not None else None
+
     # -- merging identical builds in flight --------------------------------------------------------------------------
     def build_lock(self, build_key: str, engine_host: str):
         """An inter-process lock for building `build_key` on `engine_host` (released by the kernel if its holder

@@ -122,6 +122,24 @@ def remember_file(index, env, spec_key: str, base, *, requested: str, template: 
         files = {str(Path(p).resolve()): _file_digest(p) for p in env.source_files[1:]}
         index.memo_put(file_memo_key(main, override), {
             "spec_key": spec_key, "base_ref": base.ref, "files": files, "local_channels": list(local_channels),
-            "platform": platform, "base_id": base.id, "template": template, "request_key": requested})
+            "platform": platform, "base_id": base.id, "template": template, "request_key": requested,
+            "run": env.docker.run_options()})
     except (OSError, EnvbuildError):
         return
+
+
+def remembered_run_options(path: str | os.PathLike, cache_dir=None) -> dict:
+    """The `docker run` options (shm_size, arguments) of the spec file at `path`, as remembered with its bytes by
+    the full path: `envbuild run` on a cache hit applies them without parsing the file."""
+    home = config.home_dir(cache_dir)
+    try:
+        index = IndexReader(home)
+    except (OSError, LookupError):
+        return {}
+    try:
+        remembered = index.memo_get(file_memo_key(path, None)) or {}
+    except LookupError:
+        return {}
+    finally:
+        index.close()
+    return remembered.get("run") or {}

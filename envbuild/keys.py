@@ -84,6 +84,7 @@ class CanonicalSpec(namedtuple("CanonicalSpec", [
     "version",  # str | None
     "description",  # str | None
     "origins",  # tuple[tuple[str, str, str], ...]: (manager, canonical name, "file:line") of each listed package
+    "pip_pins",  # tuple[pins.Pin, ...]: the user's hash pins with their lines (their hashes are in `form`)
 ])):
     """Everything in an environment that changes the image it builds, parsed and decided once; `form` is its
     JSON (what `key` hashes, what `envbuild spec canonical` prints, what `explain` compares). Never mutate
@@ -127,6 +128,7 @@ def canonical_spec(env) -> CanonicalSpec:
     from .channels import channel_url, expand_channel, keyed_channel
     from .gpu import select_stack, source_of
     from .packages import canonical_pip_option, conda_package, pip_package
+    from .pins import collect_pins
     from .platforms import normalize_platform
 
     deps = env.python.conda_dependencies
@@ -152,6 +154,9 @@ def canonical_spec(env) -> CanonicalSpec:
                     for manager, parse, listed in (("conda", conda_package, deps.conda_packages),
                                                    ("pip", pip_package, deps.pip_packages))
                     for s in listed if deps.origins.get(s))
+    pins = () if user_managed else collect_pins(deps, [pip_package(r, deps.origins.get(r))
+                                                       for r in deps.pip_packages])
+    base_image = docker.base_image_registry.qualify(docker.base_image)  # the address names the image
     stack = select_stack(gpu=bool(docker.gpu), cuda=docker.cuda, conda=conda_records, pip=pip_records,
                          where=lambda name: next((w for m, n, w in origins if m == "pip" and n == name), None))
     dockerfile_text = docker.base_dockerfile_text() if docker.base_dockerfile else None
@@ -166,7 +171,7 @@ def canonical_spec(env) -> CanonicalSpec:
         variables=tuple((str(k), str(v)) for k, v in sorted(env.environment_variables.items())),
         lock_file=env.lock_file or None,
         lock_categories=tuple(dict.fromkeys(["main", *env.lock_categories])),
-        base_image=docker.base_image, base_dockerfile=dockerfile_text, build_context=docker.build_context,
+        base_image=base_image, base_dockerfile=dockerfile_text, build_context=docker.build_context,
         dockerfile_path=docker.dockerfile_path, build_context_digest=context_digest,
         gpu=stack, gpu_source=source_of(conda_records) if stack is not None else None,
     )
@@ -183,7 +188,7 @@ def canonical_spec(env) -> CanonicalSpec:
         "lock_file": lock_file_digest(env.lock_file, docker.platform, spec["lock_categories"])
         if env.lock_file else None,
         "docker": {
-            "base_image": normalize_image_reference(docker.base_image) if docker.base_image else None,
+            "base_image": normalize_image_reference(base_image) if base_image else None,
             "base_dockerfile": digest(dockerfile_text) if dockerfile_text is not None else None,
             "build_context": f"{context_digest}:{posixpath.normpath(docker.dockerfile_path)}"
             if context_digest else None,
@@ -191,6 +196,12 @@ def canonical_spec(env) -> CanonicalSpec:
             "cuda": normalize_cuda(stack.cuda) if stack is not None else None,
         },
     }
+    interpreter = env.python.interpreter_path
+    if env.python.user_managed_dependencies and interpreter not in ("python", "", None):
+        # The interpreter of a user-managed environment: its directory leads PATH in the image (renderer).
+        form["interpreter_path"] = str(interpreter)
+    if pins:  # only when there are some: every unpinned spec keeps its key
+        form["pip_hashes"] = {pin.name: list(pin.hashes) for pin in pins}
     return CanonicalSpec(
         **spec, form=form, key=spec_key(form),
         solver_channels=tuple(channel_url(c, beside) for c in expanded),
@@ -198,6 +209,7 @@ def canonical_spec(env) -> CanonicalSpec:
         origin=env.source_files[0] if env.source_files else None,
         name=env.name, version=None if env.version is None else str(env.version), description=env.description,
         origins=origins,
+        pip_pins=pins,
     )
 
 
@@ -305,7 +317,7 @@ def lock_request_key(spec: CanonicalSpec, platforms: list[str], *, python_versio
     """
     from pathlib import Path
 
-    from .channels import channel_identity
+    from .channels import channel_identity, public_text
 
     return key_of({
         "spec": spec.key,
@@ -315,7 +327,8 @@ def lock_request_key(spec: CanonicalSpec, platforms: list[str], *, python_versio
         "exclude_newer": exclude_newer.isoformat() if exclude_newer else None,
         "python": python_version,
         "glibc": glibc,
-        "overrides": {name: os.environ[name] for name in sorted(_SOLVE_VARIABLES) if name in os.environ},
+        # pip's index variables without their credentials: a rotated token is the same index.
+        "overrides": {name: public_text(os.environ[name]) for name in sorted(_SOLVE_VARIABLES) if name in os.environ},
     })
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -154,6 +155,35 @@ def _pip_context(pip: list) -> ContextFile:
     return ContextFile(data=("\n".join(lines) + "\n").encode())
 
 
+def _interpreter_dir(spec: CanonicalSpec) -> str | None:
+    """python.interpreter_path of a user-managed environment: its directory leads PATH, so `python` (and the
+    tools beside it) are that interpreter's in `envbuild run`."""
+    path = spec.form.get("interpreter_path")
+    if path is None:
+        return None
+    if not path.startswith("/") or any(ch.isspace() or ch in "$\\\"" for ch in path):
+        raise RenderError(f"python.interpreter_path {path!r} is not an absolute path in the image",
+                          fix="write the interpreter's absolute path, e.g. /opt/conda/envs/train/bin/python")
+    return posixpath.dirname(path)
+
+
+def _wheel_context(pip: list) -> dict[str, ContextFile]:
+    """Private wheels (envbuild.wheels): from the store into the context's wheels/, which only the pip step mounts."""
+    from .wheels import BUILD_DIR, stored_wheel
+
+    assert BUILD_DIR == f"{CONTEXT_DIR}/wheels"
+    context = {}
+    for p in pip:
+        stored = stored_wheel(p.url)
+        if stored is None:
+            continue
+        if not stored.is_file():
+            raise RenderError(f"private wheel {p.filename} (sha256 {p.sha256}) is not in this machine's wheel store",
+                              fix="add it again: `add_private_pip_wheel(path)` or its path in requirements.txt")
+        context[f"wheels/{stored.parent.name}/{stored.name}"] = ContextFile(source=stored, sha256=p.sha256)
+    return context
+
+
 def _conda_context(conda: list) -> dict[str, ContextFile]:
     context: dict[str, ContextFile] = {}
     manifest = []
@@ -227,9 +257,12 @@ def render(spec: CanonicalSpec, lock: Lock, base: "BaseImage", *, template: str 
     """Render the Dockerfile and context of `spec` locked as `lock` on `base`, with the GPU stack `spec` was
     given (keys.canonical_spec decides it).
 
-    `buildkit=False` renders for the classic builder (no cache mounts, no secrets).
+    `buildkit=False` renders for the classic builder (no cache mounts, no secrets). Where the lock downloads from
+    hosts with credentials (envbuild.credentials), the pip and conda steps mount the netrc secret.
     """
     import jinja2
+
+    from .credentials import host_credentials
 
     user_managed = spec.user_managed
     conda = [] if user_managed else lock.conda
@@ -242,6 +275,7 @@ def render(spec: CanonicalSpec, lock: Lock, base: "BaseImage", *, template: str 
     context: dict[str, ContextFile] = {"conda-lock.yml": ContextFile(data=lock.text.encode("utf-8"), sha256=lock.key)}
     if pip:
         context["pip/requirements.txt"] = _pip_context(pip)
+        context.update(_wheel_context(pip))
     if conda:
         context.update(_conda_context(conda))
 
@@ -270,6 +304,8 @@ def render(spec: CanonicalSpec, lock: Lock, base: "BaseImage", *, template: str 
             installer_requirements=_installer_requirements(*(("py-rattler", "uv") if conda else ("uv",))), prefix=PREFIX, pip_prefix=PIP_PREFIX,
             context_dir=CONTEXT_DIR, lock_path=LOCK_PATH, buildkit=buildkit, conda_packages=bool(conda),
             pip_packages=bool(pip), python_venv=python_venv, gpu=gpu,
+            private_wheels=any(k.startswith("wheels/") for k in context),
+            private_sources=bool(host_credentials(spec, lock)), interpreter_dir=_interpreter_dir(spec),
             environment_variables=variables, labels=labels,
         )
     except jinja2.TemplateError as exc:

@@ -117,7 +117,7 @@ def mount_point(workdir: Path, mount_at: str | None = None) -> str:
 def docker_command(image: str, command: Sequence[str], *, workdir: Path, mount_at: str | None = None,
                    shm_size: str | None = DEFAULT_SHM_SIZE, gpus: bool = False, environment: dict | None = None,
                    interactive: bool = False, tty: bool = False, user: str | None = None,
-                   docker: str | None = None) -> list[str]:
+                   docker: str | None = None, arguments: Sequence[str] = ()) -> list[str]:
     """The `docker run` command line for `command` in `image` (pure: no engine needed to compute it)."""
     target = mount_point(workdir, mount_at)
     from .engine.cli import docker_cli
@@ -138,7 +138,7 @@ def docker_command(image: str, command: Sequence[str], *, workdir: Path, mount_a
         cmd.append("-t")
     for name, value in sorted((environment or {}).items()):
         cmd += ["-e", f"{name}={value}"]
-    return cmd + [image, *command]
+    return cmd + [str(a) for a in arguments] + [image, *command]
 
 
 def host_user() -> str | None:
@@ -161,18 +161,26 @@ def run(env: "Environment", command: Sequence[str] | str, *, cache_dir=None,
     image = build(env, cache_dir=cache_dir, on_progress=on_progress, on_log=on_log)
     if on_image:
         on_image(image)
-    return run_image(image, argv, **options)
+    return run_image(image, argv, **with_run_options(options, env.docker.run_options()))
+
+
+def with_run_options(options: dict, remembered: dict) -> dict:
+    """The caller's options over the environment's: `--shm-size` on the command line wins; arguments add up."""
+    merged = {**options, "shm_size": options.get("shm_size") or remembered.get("shm_size")}
+    merged["arguments"] = [*remembered.get("arguments", ()), *options.get("arguments", ())]
+    return merged
 
 
 def run_image(image: "Image", command: Sequence[str] | str, *, workdir: str | os.PathLike | None = None,
-              mount_at: str | None = None, shm_size: str | None = DEFAULT_SHM_SIZE, gpus: str = "auto",
+              mount_at: str | None = None, shm_size: str | None = None, gpus: str = "auto",
               environment: dict[str, str] | None = None, capture: bool = True, interactive: bool = False,
-              user: str | None = None) -> RunResult:
+              user: str | None = None, arguments: Sequence[str] = ()) -> RunResult:
     """Run `command` in a built environment image.
 
     capture=True returns the command's stdout/stderr as text; capture=False lets them (and stdin, with
     interactive=True) go to the caller's terminal. gpus: "auto" (a GPU image on a host with GPUs), "all", "none".
     `environment` adds variables for this run only (the environment's own are in the image already).
+    `shm_size` defaults to DEFAULT_SHM_SIZE; `arguments` are more `docker run` options (docker.arguments).
     """
     argv = _argv(command)
     if gpus not in ("auto", "all", "none"):
@@ -185,8 +193,9 @@ def run_image(image: "Image", command: Sequence[str] | str, *, workdir: str | os
         log.warning("%s is a GPU environment but this host has no usable GPU: running without one", image.image)
     tty = not capture and interactive and sys.stdin.isatty() and sys.stdout.isatty()
     cmd = docker_command(image.image, argv, workdir=Path(workdir or os.getcwd()).resolve(), mount_at=mount_at,
-                         shm_size=shm_size, gpus=use_gpus, environment=environment, interactive=interactive,
-                         tty=tty, user=user if user is not None else host_user())
+                         shm_size=shm_size or DEFAULT_SHM_SIZE, gpus=use_gpus, environment=environment,
+                         interactive=interactive, tty=tty, user=user if user is not None else host_user(),
+                         arguments=arguments)
     log.debug("running %s", " ".join(cmd))
     from .engine.cli import cli_environment
 
@@ -230,7 +239,9 @@ def run_ref(ref: str, command: Sequence[str] | str, *, cache_dir=None, catalog_u
     if Path(ref).is_file():  # before importing the catalog and the spec model: a hit costs no parsing
         image = cached_build_for_file(ref, cache_dir=cache_dir)
         if image is not None:
-            return run_image(image, command, **options)
+            from .hitpath import remembered_run_options
+
+            return run_image(image, command, **with_run_options(options, remembered_run_options(ref, cache_dir)))
     from . import catalog, references
 
     env, entry = references.resolve(ref, home=cache_dir, catalog_url=catalog_url)

@@ -19,7 +19,7 @@ from tests.support.spec_cases import case_input
 RECORDED_CASES = {
     "conda/channels-pip-variables": "v1:cb29752a227b8a6be0d0678aec41ab25",
     "conda/bracket-version-and-build-number": "v1:604b08f1e56dad0cf4b5ed7d124bf3cd",
-    "pip/index-options-hashes-markers": "v1:893b2a14b444f90c7129925f68603af6",
+    "pip/index-options-hashes-markers": "v1:d543f01184a520a54d054b2a21693df7",  # --hash pins keyed (issue 15)
     "pip/vcs-egg-subdirectory": "v1:ddf5c38b87b634a349134b1a22828f7c",
     "azureml/image-and-conda-file": "v1:bcb01a088cc3832e2a72411c368f8d8f",
     "azureml/build-context": "v1:7fa061da0fd5c68fb9424f52a64b6f4e",
@@ -36,7 +36,7 @@ RECORDED_CORPUS = {
     "conda/condalock-pip-repositories-platforms.yaml": "v1:ff4bfdae82555c51dea3b9269d1dbcf7",
     "conda/rapids-cudf-all-cuda129-generated.yaml": "v1:0469648b2ccf27dfa2fe981aaa3622d1",
     "pip/vllm-cuda-extra-index-markers-extras/cuda.txt": "v1:184f28b12de0b29b2b8a894b7de8ade9",
-    "pip/sigstore-pip-compile-hashes/requirements.txt": "v1:497e9630c48d379a420b63790dabf599",
+    "pip/sigstore-pip-compile-hashes/requirements.txt": "v1:175e77e9091e6215e649aa9b4006bfb0",  # pins (issue 15)
     "azureml/azex-xgboost-sklearn/xgboost-sklearn-py38.yml": "v1:1a667011a05b4694f546c52a86fb2c0d",
     "azureml/azex-acpt-nebula/env.yml": "v1:9d82cd8fd0b24044afcd65f34c6039bb",
     "lock/pangeo-pytorch-notebook-multisource/conda-lock.yml": "v1:990a6a4ae322b9f1abb71dc54d01553e",

@@ -114,19 +114,20 @@ def test_conda_lock_platforms_pick_a_linux_platform(tmp_path):
 def test_requirements_includes_options_hashes_and_continuations(tmp_path):
     write(tmp_path / "sub" / "common.txt", "six\n-c constraints.txt\n")
     write(tmp_path / "sub" / "constraints.txt", "idna<4\n")
-    env = pip_env(tmp_path, """\
+    env = pip_env(tmp_path, f"""\
 -r sub/common.txt
 -i https://pypi.org/simple/
 --extra-index-url "https://download.pytorch.org/whl/cpu/"
 --pre
 attrs==23.2.0 \\
-    --hash=sha256:aaaa \\
-    --hash=sha256:bbbb
+    --hash=sha256:{"a" * 64} \\
+    --hash=sha256:{"b" * 64}
     # via something
 --require-hashes
 """)
     deps = env.python.conda_dependencies
     assert deps.pip_packages == ["six", "attrs==23.2.0"]
+    assert deps.pip_hashes == {"attrs==23.2.0": [f"sha256:{'a' * 64}", f"sha256:{'b' * 64}"]}  # pins (issue 15)
     assert deps.pip_options == ["--constraint idna<4", "--index-url https://pypi.org/simple/",
                                 "--extra-index-url https://download.pytorch.org/whl/cpu/", "--pre"]
     # Quotes and trailing slashes are spelling.

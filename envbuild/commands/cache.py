@@ -22,8 +22,9 @@ def register(sub) -> None:
     _common(p)
     p.set_defaults(func=cmd_stats)
 
-    p = sub.add_parser("logs", help="the build log kept with a cached image")
-    p.add_argument("key", help="build key (or a prefix, its tag, or the image reference)")
+    p = sub.add_parser("logs", help="the build log kept with a cached image, or of a failed build")
+    p.add_argument("key", nargs="?", help="build key (or a prefix, its tag, or the image reference)")
+    p.add_argument("--last-failed", action="store_true", help="the log of the last build that failed")
     _common(p)
     p.set_defaults(func=cmd_logs)
 
@@ -106,9 +107,21 @@ def cmd_stats(args) -> int:
 
 
 def cmd_logs(args) -> int:
+    from ..errors import CacheError
+
+    if bool(args.key) == bool(args.last_failed):
+        raise CacheError("name a build key or pass --last-failed", fix="envbuild logs KEY, or envbuild logs --last-failed")
     with _index(args) as index:
-        key = index.find(args.key)
-        text = index.log_get(key)
+        try:
+            key = None if args.last_failed else index.find(args.key)
+        except CacheError:
+            key = None
+        failed = index.failed_get(None if args.last_failed else args.key) if key is None else None
+        if key is None and failed is None:
+            if args.last_failed:
+                raise CacheError("no build has failed here", fix="`envbuild ls` lists the cached images")
+            index.find(args.key)  # raises its own message: no image and no failed build has this key
+        key, text = failed if failed is not None else (key, index.log_get(key))
     if args.json:
         print(json.dumps({"key": key, "log": text}))
     elif text is None:

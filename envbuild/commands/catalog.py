@@ -76,7 +76,7 @@ def register(sub) -> None:
 
 
 def _run_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--shm-size", default=None, help="shared memory size, e.g. 2g (default: 1g)")
+    parser.add_argument("--shm-size", default=None, help="shared memory size, e.g. 2g (default: docker.shm_size, else 1g)")
     parser.add_argument("--gpus", choices=("auto", "all", "none"), default="auto",
                         help="auto: --gpus all for GPU environments on a host with GPUs")
     parser.add_argument("--mount-at", help="where the working directory appears (default: the same path)")
@@ -314,7 +314,7 @@ def _split_run_arguments(args) -> list[str]:
 
 
 def cmd_run(args) -> int:
-    from ..runner import DEFAULT_SHM_SIZE, run_ref
+    from ..runner import run_ref
 
     if args.shell:
         command = ["sh", "-c", "command -v bash >/dev/null && exec bash || exec sh"]
@@ -330,7 +330,7 @@ def cmd_run(args) -> int:
         if not args.quiet and (stage != "cache" or args.verbose):
             err(f"envbuild: {stage}: {message}")
 
-    result = run_ref(args.ref, command, cache_dir=args.cache_dir, catalog_url=args.catalog, shm_size=args.shm_size or DEFAULT_SHM_SIZE,
+    result = run_ref(args.ref, command, cache_dir=args.cache_dir, catalog_url=args.catalog, shm_size=args.shm_size,
                      gpus=args.gpus, mount_at=args.mount_at, environment=_pairs(args.env, "-e"), capture=False,
                      interactive=True, on_progress=progress,
                      on_log=(lambda line: err(f"  | {line}")) if args.verbose else None)

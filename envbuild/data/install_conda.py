@@ -46,9 +46,25 @@ def fetch(entry: dict, context: Path) -> Path:
     if target.exists() and hash_of(target, algorithm) == value:
         return target
     context_ssl = ssl.create_default_context(cafile=CA_SECRET if os.path.exists(CA_SECRET) else None)
-    with urllib.request.urlopen(entry["url"], context=context_ssl) as response, target.open("wb") as out:
+    with urllib.request.urlopen(with_credentials(entry["url"]), context=context_ssl) as response, \
+            target.open("wb") as out:
         shutil.copyfileobj(response, out)
     return target
+
+
+def with_credentials(url: str) -> urllib.request.Request:
+    """The request for `url`, with the login of its host from the netrc secret (private channels), if any."""
+    request = urllib.request.Request(url)
+    if os.environ.get("NETRC") and os.path.exists(os.environ["NETRC"]):
+        import base64
+        import netrc
+        from urllib.parse import urlsplit
+
+        found = netrc.netrc(os.environ["NETRC"]).authenticators(urlsplit(url).hostname or "")
+        if found:
+            token = base64.b64encode(f"{found[0]}:{found[2]}".encode()).decode()
+            request.add_header("Authorization", f"Basic {token}")
+    return request
 
 
 async def main(manifest: Path, context: Path, prefix: str) -> None:

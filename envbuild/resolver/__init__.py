@@ -59,6 +59,7 @@ def resolve_platforms(spec: CanonicalSpec, platforms: Iterable[str] | None = Non
 
 def _solve_platform(spec: CanonicalSpec, platform: str, python_version: str | None, glibc: str | None,
                     cutoff: dt.datetime | None) -> tuple[list[LockedPackage], str | None]:
+    from ..pins import check_pins
     from .conda import DEFAULT_GLIBC, solve_conda
     from .pip import solve_pip
 
@@ -78,4 +79,5 @@ def _solve_platform(spec: CanonicalSpec, platform: str, python_version: str | No
                                fix="add a `python` conda dependency or use a base image that has Python")
         packages += solve_pip([r.spelling for r in spec.pip], list(spec.solver_pip_options), target_python, platform,
                               glibc or DEFAULT_GLIBC, cutoff)
+        check_pins(spec.pip_pins, packages)
     return packages, target_python

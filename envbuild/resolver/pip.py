@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from ..channels import public_text, public_url
+from ..credentials import expand
 from ..errors import ResolveError
 from ..lockfile import LockedPackage
 from ..platforms import PLATFORMS, Platform
@@ -63,7 +64,7 @@ def solve_pip(requirements: list[str], options: list[str], python_version: str, 
             if flag == "--pre":
                 cmd += ["--prerelease", "allow"]
             elif flag in ("--index-url", "--extra-index-url", "--find-links"):
-                cmd += [flag, value]
+                cmd += [flag, expand(value)]  # `https://alice:${TOKEN}@host/simple`, as pip expands it
             elif flag == "--no-index":
                 cmd += ["--no-index"]
             elif flag == "--constraint":
@@ -151,11 +152,14 @@ def _pick_file(pkg: dict, target_tags: list[str], py: str, platform: str) -> Loc
         score = min((rank[str(t)] for t in wheel_tags if str(t) in rank), default=None)
         if score is not None and (best is None or score < best[0]):
             best = (score, wheel)
+    archive = pkg.get("archive")
+    if archive and (archive.get("url") or archive.get("path", "")).endswith(".whl"):
+        return _archive_wheel(pkg, archive)
     if "vcs" in pkg or "archive" in pkg or "directory" in pkg:
-        raise ResolveError(f"{pkg['name']} comes from a VCS URL, archive or directory, which envbuild cannot lock "
-                           "to a file and a sha256 yet",
-                           fix="publish it to an index, or pin a wheel URL: "
-                               "`name @ https://.../name-1.0-py3-none-any.whl`")
+        raise ResolveError(f"{pkg['name']} comes from a VCS URL, an sdist archive or a directory, which envbuild "
+                           "cannot lock to a file and a sha256 yet",
+                           fix="publish it to an index, or name a wheel: `name @ https://.../name-1.0-py3-none-any.whl` "
+                               "or a local `./dist/name-1.0-py3-none-any.whl`")
     chosen = best[1] if best else pkg.get("sdist")
     if chosen is None:
         raise ResolveError(f"{pkg['name']} {pkg.get('version')} has no file for Python {py} on {platform}",
@@ -166,3 +170,20 @@ def _pick_file(pkg: dict, target_tags: list[str], py: str, platform: str) -> Loc
                            fix="use an index that publishes hashes (PEP 503 #sha256= fragments)")
     return LockedPackage(manager="pip", name=pkg["name"], version=str(pkg.get("version", "")),
                          url=public_url(chosen["url"]), sha256=sha256)
+
+
+def _archive_wheel(pkg: dict, archive: dict) -> LockedPackage:
+    """A wheel named by URL (`six @ https://.../six-1.16.0-py2.py3-none-any.whl`) or a stored private wheel (a
+    path): locked to that file and the sha256 uv computed (a `#sha256=` of the URL is checked by resolver.pins)."""
+    from ..wheels import locked_url
+
+    sha256 = (archive.get("hashes") or {}).get("sha256")
+    if archive.get("path"):
+        url, stored_sha256 = locked_url(archive["path"])
+        sha256 = sha256 or stored_sha256
+    else:
+        url = public_url(archive["url"].split("#", 1)[0])
+    if not sha256:
+        raise ResolveError(f"no sha256 for the wheel {url}", fix="add `#sha256=<hash>` to its URL")
+    return LockedPackage(manager="pip", name=pkg["name"], version=str(pkg.get("version", "")), url=url,
+                         sha256=sha256)

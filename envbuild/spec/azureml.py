@@ -30,7 +30,8 @@ _METADATA = {"$schema", "name", "version", "description", "tags", "properties", 
              "stage"}
 _EXTENSION = "envbuild"
 _EXTENSION_FIELDS = {"platform", "gpu", "cuda", "user_managed_dependencies", "interpreter_path", "base_dockerfile",
-                     "base_dockerfile_file", "pip_options", "environment_variables", "lock_file"}
+                     "base_dockerfile_file", "pip_options", "environment_variables", "lock_file",
+                     "base_image_registry", "shm_size", "arguments"}
 _DOCKERFILE_FILE = "Dockerfile"
 
 
@@ -194,6 +195,22 @@ def _load_extension(document: YamlDocument, extension: dict, env) -> None:
     if extension.get("lock_file"):
         env.lock_file = str((document.path.parent / str(extension["lock_file"])).resolve())
         env.source_files.append(env.lock_file)
+    _load_docker_options(document, extension, env)
+
+
+def _load_docker_options(document: YamlDocument, extension: dict, env) -> None:
+    """docker.base_image_registry (its password only ever a `${VAR}`), shm_size and arguments (issue 15)."""
+    node = document.child(document.node, _EXTENSION)
+    registry = extension.get("base_image_registry") or {}
+    if not isinstance(registry, dict) or set(registry) - {"address", "username", "password"}:
+        raise SpecError("`base_image_registry` must be a mapping of address, username and password",
+                        where=document.where(document.child(node, "base_image_registry")),
+                        fix="write `base_image_registry: {address: HOST, username: USER, password: '${VAR}'}`")
+    for name, value in registry.items():
+        setattr(env.docker.base_image_registry, name, None if value is None else str(value))
+    env.docker.base_image_registry.saved_password()  # a password in clear in a file is refused, like on save
+    env.docker.shm_size = None if extension.get("shm_size") is None else str(extension["shm_size"])
+    env.docker.arguments = [str(a) for a in extension.get("arguments") or []]
 
 
 def save_environment(env, directory: Path, overwrite: bool = False) -> None:
@@ -202,6 +219,7 @@ def save_environment(env, directory: Path, overwrite: bool = False) -> None:
     if directory.exists() and any(directory.iterdir()) and not overwrite:
         raise SpecError(f"{directory} is not empty", where=str(directory),
                         fix="pick an empty directory or pass overwrite=True")
+    env.docker.base_image_registry.saved_password()  # refuses a password in clear before anything is written
     directory.mkdir(parents=True, exist_ok=True)
     docker, deps = env.docker, env.python.conda_dependencies
     spec: dict = {"$schema": SCHEMA_URL, "name": env.name}
@@ -220,7 +238,8 @@ def save_environment(env, directory: Path, overwrite: bool = False) -> None:
     if deps.channels or deps.conda_packages or deps.pip_packages:
         dependencies: list = list(deps.conda_packages)
         if deps.pip_packages:
-            dependencies.append({"pip": list(deps.pip_packages)})
+            dependencies.append({"pip": [" ".join([r, *(f"--hash={h}" for h in deps.pip_hashes.get(r, ()))])
+                                         for r in deps.pip_packages]})
         conda_path.write_text(yaml.safe_dump({"channels": list(deps.channels), "dependencies": dependencies},
                                              sort_keys=False), encoding="utf-8")
         spec["conda_file"] = CONDA_FILE
@@ -242,6 +261,11 @@ def save_environment(env, directory: Path, overwrite: bool = False) -> None:
         extension["environment_variables"] = {str(k): str(v) for k, v in env.environment_variables.items()}
     if env.lock_file:
         extension["lock_file"] = str(Path(env.lock_file).resolve())
+    registry = docker.base_image_registry
+    if registry.address or registry.username:
+        extension["base_image_registry"] = {"address": registry.address, "username": registry.username,
+                                            "password": registry.saved_password()}
+    extension.update({k: v for k, v in docker.run_options().items() if v})
     spec[_EXTENSION] = extension
     (directory / ENVIRONMENT_FILE).write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
 

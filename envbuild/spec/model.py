@@ -20,6 +20,7 @@ from ..errors import SpecError
 from ..lockfile import lock_metadata
 from .azureml import ENVIRONMENT_FILE, load_azureml_environment, save_environment
 from .conda_file import load_conda_file, pick_platform
+from .container_registry import ContainerRegistry
 from .dispatch import load_file
 from .dockerfile import (
     check_build_context,
@@ -41,6 +42,8 @@ class CondaDependencies:
     pip_packages: list[str] = field(default_factory=list)
     pip_options: list[str] = field(default_factory=list)
     origins: dict[str, Origin] = field(default_factory=dict, compare=False, repr=False)
+    # A requirement's `--hash` pins (`sha256:HEX`), by the requirement as written: keyed and checked on the lock.
+    pip_hashes: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
     def create(cls, conda_packages=(), pip_packages=(), python_version: str | None = None, channels=(),
@@ -68,6 +71,15 @@ class CondaDependencies:
         requirement = requirement.strip()
         if requirement not in self.pip_packages:
             self.pip_packages.append(requirement)
+
+    def add_private_pip_wheel(self, path: str | os.PathLike) -> str:
+        """Store the wheel at `path` by content in the envbuild home (envbuild.wheels) and add it as a pip
+        package; returns its requirement (`name @ file://...`). The build installs it from a mount: in no layer."""
+        from ..wheels import store_wheel
+
+        requirement = store_wheel(path)
+        self.add_pip_package(requirement)
+        return requirement
 
     def add_channel(self, channel: str) -> None:
         channel = channel.strip()
@@ -133,6 +145,11 @@ class DockerSection:
     gpu: bool = False
     cuda: str | None = None
     platform: str = "linux-64"
+    # Where a private base image is pulled from, with its credentials (spec.container_registry).
+    base_image_registry: ContainerRegistry = field(default_factory=ContainerRegistry)
+    # `docker run` options of `envbuild run`/`shell`: kept with the environment, not part of the image (not keyed).
+    shm_size: str | None = None
+    arguments: list[str] = field(default_factory=list)
 
     # The Azure ML SDK's spellings.
     @property
@@ -155,6 +172,12 @@ class DockerSection:
     def gpu_support(self, value: bool) -> None:
         self.gpu = bool(value)
 
+    def run_options(self) -> dict:
+        """The `docker run` options `envbuild run`/`shell` apply (runner.with_run_options): not keyed, since they
+        change how a container runs, not the image."""
+        return {"shm_size": self.shm_size, "arguments": list(self.arguments)} if self.shm_size or self.arguments \
+            else {}
+
     @property
     def enabled(self) -> bool:
         """Always True: envbuild always builds a container image (Azure ML could also run without one)."""
@@ -167,6 +190,9 @@ class DockerSection:
                             fix="leave docker.enabled as True")
 
     def __setattr__(self, name: str, value) -> None:
+        if name not in self.__dataclass_fields__ and not isinstance(getattr(type(self), name, None), property):
+            raise SpecError(f"docker has no attribute {name!r}",
+                            fix=f"use one of {', '.join(sorted(self.__dataclass_fields__))}")
         if name in _EXCLUSIVE_BASES and value is not None:
             for other in _EXCLUSIVE_BASES:
                 if other != name and getattr(self, other, None) is not None:
@@ -306,6 +332,11 @@ class Environment:
         """Write environment.yaml (Azure ML CLI v2 fields + an `envbuild:` section), conda.yaml and the
         Dockerfile text; `load_from_directory` reads back an equal Environment with the same key."""
         save_environment(self, Path(path), overwrite=overwrite)
+
+    def add_private_pip_wheel(self, path: str | os.PathLike) -> str:
+        """A private wheel for this environment: stored by content, installed from a build mount
+        (CondaDependencies.add_private_pip_wheel). Returns its requirement."""
+        return self.python.conda_dependencies.add_private_pip_wheel(path)
 
     def run(self, command, **options):
         """Run `command` in this environment's image, built first if needed (options: envbuild.runner.run)."""

@@ -2,8 +2,10 @@
 
 The same parser reads a requirements.txt and the `pip:` list of an environment.yml, so both accept the same lines
 and fail the same way. Options that change where packages come from are kept in order (they are priority);
-options that do not change what gets installed are dropped; anything that cannot go into an image (local paths,
-editable checkouts that are not VCS URLs) fails at its line.
+options that do not change what gets installed are dropped; `--hash` pins are kept with their requirement
+(envbuild.pins enforces them); a local `*.whl` path is a private wheel, stored by content (envbuild.wheels);
+anything else that cannot go into an image (other local paths, editable checkouts that are not VCS URLs) fails
+at its line.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ class RequirementLine:
     text: str | None
     option: str | None
     origin: Origin
+    hashes: tuple[str, ...] = ()  # the line's `--hash` values (`sha256:HEX`)
+    wheel: str | None = None  # a private wheel: the file the line named (its bytes are in the store)
 
 
 # Options that change where packages come from; kept (in order) because they change the result.
@@ -119,10 +123,36 @@ def _parse_one(text: str, origin: Origin, seen: set[str], files: list[str]) -> l
         else:
             raise SpecError(f"unknown pip option {flag!r}", where=str(origin),
                             fix="remove it, or use one of -r, -c, --index-url, --extra-index-url, --find-links, --pre")
-    # Per-requirement hash options are checked by the lock's own hashes; the requirement itself stays.
-    text = re.sub(r"\s--hash[=\s]\S+", "", text).strip()
+    # Per-requirement hash options are pins (envbuild.pins): kept beside the requirement, checked on the lock.
+    hashes = tuple(re.findall(r"\s--hash[=\s]+(\S+)", text))
+    if hashes:
+        from ..pins import sha256_pins
+
+        sha256_pins(hashes, str(origin))  # a pin that cannot be checked fails at its line
+    text = re.sub(r"\s--hash[=\s]+\S+", "", text).strip()
+    wheel = _local_wheel(text, origin)
+    if wheel is not None:
+        from ..wheels import store_wheel
+
+        return [RequirementLine(store_wheel(wheel, str(origin)), None, origin, hashes, str(wheel))]
     _validate_requirement(text, origin)
-    return [RequirementLine(text, None, origin)]
+    return [RequirementLine(text, None, origin, hashes)]
+
+
+def _local_wheel(text: str, origin: Origin) -> Path | None:
+    """The file of a local wheel requirement (`./dist/x-1.0-py3-none-any.whl`, `x @ file:///.../x.whl`), read
+    relative to the requirements file; None for anything else."""
+    location = text.split(";", 1)[0].strip()
+    if "@" in location and not location.startswith(("/", ".", "~", "file:")):
+        location = location.split("@", 1)[1].strip()
+    if not location.endswith(".whl") or re.match(r"^[a-z][a-z0-9+.-]*://", location) and \
+            not location.startswith("file://"):
+        return None
+    if location.startswith("file:"):
+        from urllib.parse import unquote, urlsplit
+
+        location = unquote(urlsplit(location).path)
+    return Path(origin.path).parent / Path(location).expanduser()
 
 
 def _validate_requirement(text: str, origin: Origin) -> None:
@@ -144,3 +174,7 @@ def add_requirements(env, lines: list[RequirementLine]) -> None:
         elif req.text not in deps.pip_packages:
             deps.pip_packages.append(req.text)
             deps.origins[req.text] = req.origin
+            if req.hashes:
+                deps.pip_hashes[req.text] = list(req.hashes)
+            if req.wheel:  # its bytes decide the key: the fast path must see them change
+                env.source_files.append(req.wheel)

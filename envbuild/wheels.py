@@ -1,0 +1,86 @@
+"""Private wheels: stored by content in the envbuild home, locked by their sha256, mounted into the one build step
+that installs them, so the wheel file itself is in no layer.
+
+A private wheel (`Environment.add_private_pip_wheel(path)`, or a local `*.whl` path in requirements.txt or
+`pip:`) is copied to `<home>/wheels/<sha256>/<filename>` and named in the environment as `name @ file://<that
+path>`: the solver reads it there, and a change of its bytes is a new path, so a new key. The lock records it at
+the place the build finds it (`file:///tmp/envbuild/wheels/<sha256>/<filename>`, a bind mount of the build
+context), not at this machine's home: two machines with the same wheel lock, render and key it the same.
+
+Hook for the catalog's blob store (issue 13, `put_blob`/`get_blob`): `store_wheel` and `stored_wheel` are the two
+places that read and write wheel bytes; a catalog that keeps blobs would be asked there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+from . import config
+from .errors import SpecError
+
+# Where the pip step of a build sees the private wheels: renderer.CONTEXT_DIR's wheels/, bind-mounted from the
+# build context for that one RUN.
+BUILD_DIR = "/tmp/envbuild/wheels"
+BUILD_URL = f"file://{BUILD_DIR}/"
+
+
+def store_dir() -> Path:
+    """The wheel store: `<home>/wheels` of the default home (ENVBUILD_HOME), where every later step looks."""
+    return config.home() / "wheels"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def store_wheel(path: str | os.PathLike, where: str | None = None) -> str:
+    """Copy the wheel at `path` into the store (once per content); returns its requirement, `name @ file://...`.
+
+    `where` (file:line) names the line that asked for it in an error.
+    """
+    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+    source = Path(path).expanduser()
+    if not source.is_file():
+        raise SpecError(f"private wheel {source} does not exist", where=where,
+                        fix="check the path (a path in a requirements file is read relative to that file)")
+    try:
+        name = parse_wheel_filename(source.name)[0]
+    except InvalidWheelFilename as exc:
+        raise SpecError(f"{source.name} is not a wheel file name: {exc}", where=where,
+                        fix="build a wheel (`python -m build --wheel`) and name the .whl file it writes") from None
+    sha256 = sha256_of(source)
+    target = store_dir() / sha256 / source.name
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{source.name}.{os.getpid()}")
+        shutil.copyfile(source, partial)
+        os.replace(partial, target)
+    return f"{name} @ {target.as_uri()}"
+
+
+def locked_url(path: str) -> tuple[str, str]:
+    """A local wheel the solver locked (a path in the store) → (the URL the build installs it from, its sha256)."""
+    from .errors import ResolveError
+
+    local = Path(path[len("file://"):] if path.startswith("file://") else path)
+    store = store_dir()
+    if local.parent.parent != store:
+        raise ResolveError(f"local file {local} is not a stored private wheel",
+                           fix="add it with `add_private_pip_wheel(path)` or as a `*.whl` path in requirements.txt")
+    return f"{BUILD_URL}{local.parent.name}/{local.name}", local.parent.name
+
+
+def stored_wheel(url: str) -> Path | None:
+    """The stored file of a locked private wheel URL (`file:///tmp/envbuild/wheels/<sha256>/<name>`); None for
+    any other URL."""
+    if not url.startswith(BUILD_URL):
+        return None
+    return store_dir() / url[len(BUILD_URL):]
