@@ -125,6 +125,8 @@ def canonical_spec(env) -> CanonicalSpec:
     docker = env.docker
     beside = Path(env.source_files[0]).parent if env.source_files else None
     expanded = _dedupe([url for c in deps.channels for url in expand_channel(c)])
+    if not deps.channels and deps.conda_packages and not (env.lock_file or env.python.user_managed_dependencies):
+        expanded = _fallback_channels(env)
     conda = {r.spelling: r for r in (conda_package(s, deps.origins.get(s)) for s in deps.conda_packages)}
     pip = {r.spelling: r for r in (pip_package(r, deps.origins.get(r)) for r in deps.pip_packages)}
     conda_records = tuple(sorted(conda.values(), key=lambda r: (r.name, r.spelling)))
@@ -138,7 +140,9 @@ def canonical_spec(env) -> CanonicalSpec:
         channels=tuple(_dedupe([keyed_channel(url, beside) for url in expanded])),
         conda=conda_records, pip=pip_records,
         pip_options=tuple(_dedupe([canonical_pip_option(o) for o in deps.pip_options])),
-        user_managed=env.python.user_managed_dependencies,
+        # Nothing to install is user-managed whatever the flag says: Azure ML's dump of an image-only environment
+        # and envbuild's own save of it are one environment.
+        user_managed=env.python.user_managed_dependencies or not (conda_records or pip_records or env.lock_file),
         variables=tuple((str(k), str(v)) for k, v in sorted(env.environment_variables.items())),
         lock_file=env.lock_file or None,
         base_image=docker.base_image, base_dockerfile=dockerfile_text, build_context=docker.build_context,
@@ -172,6 +176,19 @@ def canonical_spec(env) -> CanonicalSpec:
         origin=env.source_files[0] if env.source_files else None,
         name=env.name, version=None if env.version is None else str(env.version), description=env.description,
     )
+
+
+def _fallback_channels(env) -> list[str]:
+    """Channels for conda packages listed without any: conda's fallback (channels.fallback_channels), said."""
+    import logging
+
+    from .channels import fallback_channels, public_url
+
+    channels, source = fallback_channels()
+    logging.getLogger(__name__).warning(
+        "%s lists conda packages but no channels: using %s from %s, as conda does (list `channels:` to choose)",
+        env.source_files[0] if env.source_files else env.name, ", ".join(map(public_url, channels)), source)
+    return channels
 
 
 def _dedupe(items: list[str]) -> list[str]:
@@ -338,17 +355,33 @@ def directory_digest(path: str | Path, dockerfile_path: str = "Dockerfile") -> s
 
 
 def context_entries(root: Path, dockerfile_path: str) -> list[str]:
-    """Relative paths of what a build sees of `root`: all of it, or what its .dockerignore lets through."""
+    """Relative paths of what a build sees of `root`: all of it, or what its .dockerignore lets through, less
+    what its .amlignore names (Azure ML uploads a context without those, then builds with its .dockerignore)."""
     ignore = root / ".dockerignore"
     if not ignore.is_file():
-        return [p.relative_to(root).as_posix() for p in root.rglob("*")]
+        return amlignored(root, [p.relative_to(root).as_posix() for p in root.rglob("*")])
     from pathlib import Path
 
     from docker.utils.build import exclude_paths  # the docker SDK's implementation of .dockerignore rules
 
     patterns = [line.strip() for line in ignore.read_text(encoding="utf-8").splitlines()
                 if line.strip() and not line.strip().startswith("#")]
-    return [Path(p).as_posix() for p in exclude_paths(str(root), patterns, dockerfile=dockerfile_path)]
+    return amlignored(root, [Path(p).as_posix() for p in exclude_paths(str(root), patterns, dockerfile=dockerfile_path)])
+
+
+AMLIGNORE = ".amlignore"
+
+
+def amlignored(root: Path, entries: list[str]) -> list[str]:
+    """`entries` (relative to `root`) without what `root/.amlignore` names: gitignore rules, read with pathspec's
+    gitwildmatch as Azure ML reads them; a directory is matched with its trailing slash, as git does."""
+    ignore = root / AMLIGNORE
+    if not ignore.is_file():
+        return entries
+    import pathspec
+
+    spec = pathspec.PathSpec.from_lines("gitwildmatch", ignore.read_text(encoding="utf-8").splitlines())
+    return [e for e in entries if not spec.match_file(e + "/" if (root / e).is_dir() else e)]
 
 
 def lock_file_digest(path: str | Path, platform: str) -> str:
