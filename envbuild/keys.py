@@ -366,21 +366,22 @@ def context_entries(root: Path, dockerfile_path: str) -> list[str]:
 
     patterns = [line.strip() for line in ignore.read_text(encoding="utf-8").splitlines()
                 if line.strip() and not line.strip().startswith("#")]
-    return amlignored(root, [Path(p).as_posix() for p in exclude_paths(str(root), patterns, dockerfile=dockerfile_path)])
+    kept = exclude_paths(str(root), patterns, dockerfile=dockerfile_path)
+    return amlignored(root, [Path(p).as_posix() for p in kept])
 
 
 AMLIGNORE = ".amlignore"
 
 
 def amlignored(root: Path, entries: list[str]) -> list[str]:
-    """`entries` (relative to `root`) without what `root/.amlignore` names: gitignore rules, read with pathspec's
-    gitwildmatch as Azure ML reads them; a directory is matched with its trailing slash, as git does."""
+    """`entries` (relative to `root`) without what `root/.amlignore` names: gitignore rules (Azure ML reads them
+    with pathspec's git wildmatch patterns); a directory is matched with its trailing slash, as git does."""
     ignore = root / AMLIGNORE
     if not ignore.is_file():
         return entries
     import pathspec
 
-    spec = pathspec.PathSpec.from_lines("gitwildmatch", ignore.read_text(encoding="utf-8").splitlines())
+    spec = pathspec.GitIgnoreSpec.from_lines(ignore.read_text(encoding="utf-8").splitlines())
     return [e for e in entries if not spec.match_file(e + "/" if (root / e).is_dir() else e)]
 
 
