@@ -140,9 +140,7 @@ def canonical_spec(env) -> CanonicalSpec:
         channels=tuple(_dedupe([keyed_channel(url, beside) for url in expanded])),
         conda=conda_records, pip=pip_records,
         pip_options=tuple(_dedupe([canonical_pip_option(o) for o in deps.pip_options])),
-        # Nothing to install is user-managed whatever the flag says: Azure ML's dump of an image-only environment
-        # and envbuild's own save of it are one environment.
-        user_managed=env.python.user_managed_dependencies or not (conda_records or pip_records or env.lock_file),
+        user_managed=env.python.user_managed_dependencies,
         variables=tuple((str(k), str(v)) for k, v in sorted(env.environment_variables.items())),
         lock_file=env.lock_file or None,
         base_image=docker.base_image, base_dockerfile=dockerfile_text, build_context=docker.build_context,
@@ -157,7 +155,9 @@ def canonical_spec(env) -> CanonicalSpec:
         "conda": [r.spelling for r in conda_records],
         "pip": [r.spelling for r in pip_records],
         "pip_options": list(spec["pip_options"]),
-        "user_managed": spec["user_managed"],
+        # Nothing to install builds the same image whatever the flag says: Azure ML's dump of an image-only
+        # environment (no flag: user-managed) and envbuild's own (False by default) are one environment.
+        "user_managed": spec["user_managed"] or not (conda_records or pip_records or env.lock_file),
         "variables": dict(spec["variables"]),
         "lock_file": lock_file_digest(env.lock_file, docker.platform) if env.lock_file else None,
         "docker": {

@@ -106,7 +106,8 @@ def _load_build_context(directory: Path, context: dict, env) -> None:
 
     location, kind = str(context["location"]), str(context.get("locationType") or "")
     if kind != "git":
-        raise SpecError(f"the build context is in a storage account ({location})", where=str(directory / DEFINITION_FILE),
+        raise SpecError(f"the build context is in a storage account ({location})",
+                        where=str(directory / DEFINITION_FILE),
                         fix="download it and load it as a directory with a Dockerfile (or use a git repository)")
     root = checkout(location, config.home())
     dockerfile_path = str(context.get("dockerfilePath") or "Dockerfile")
