@@ -90,6 +90,8 @@ def load_azureml_environment(path: Path, env, name: str | None = None, document:
 
     env.name = name or text("name") or path.stem
     env.source_files.append(str(path))
+    if settings_document.path != document.path:  # envbuild.yaml: the cache-hit memo must see its edits too
+        env.source_files.append(str(settings_document.path))
     env.version = text("version") or None
     env.description = text("description")
     env.tags = document.string_map(document.child(root, "tags"), "tags")

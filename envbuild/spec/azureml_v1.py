@@ -75,6 +75,7 @@ def load_v1_directory(directory: Path, env, name: str | None = None) -> None:
     found = read_settings(directory / SETTINGS_FILE)
     if found:
         settings, document = found
+        env.source_files.append(str(document.path))
         apply_settings(document, settings, env)
         if settings.get("default_base"):
             env.docker.base_image = None
