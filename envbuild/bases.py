@@ -210,7 +210,10 @@ def build_user_base(spec: "CanonicalSpec", engine: Engine, *,
         secrets = {"ca": ca} if ca else None
         log.info("building the user's base image %s", tag)
         if spec.build_context is not None:
-            build_image(context, tag, dockerfile=spec.dockerfile_path, secrets=secrets, on_log=on_log)
+            from .buildcontext import staged
+
+            with staged(context, spec.dockerfile_path) as sent:  # without what .amlignore names, as keyed
+                build_image(sent, tag, dockerfile=spec.dockerfile_path, secrets=secrets, on_log=on_log)
         else:
             with tempfile.TemporaryDirectory(prefix="envbuild-user-base-") as tmp:
                 Path(tmp, "Dockerfile").write_text(spec.base_dockerfile, encoding="utf-8")

@@ -18,6 +18,31 @@ _ANACONDA_ORG = ("https://conda.anaconda.org/", "http://conda.anaconda.org/")
 DEFAULT_CHANNELS = ("https://repo.anaconda.com/pkgs/main", "https://repo.anaconda.com/pkgs/r")
 
 
+def fallback_channels() -> tuple[list[str], str]:
+    """The channels conda uses for a file that lists none, and where they come from: the `channels:` of the
+    user's .condarc (conda's search order, the last file found wins; `defaults` there means its
+    `default_channels:` when set), else conda's own defaults. Azure ML builds such a file the same way."""
+    import yaml
+
+    home = Path.home()
+    found = None
+    for candidate in (home / ".config/conda/.condarc", home / ".conda/.condarc", home / ".condarc",
+                      Path(os.environ["CONDARC"]) if os.environ.get("CONDARC") else None):
+        if candidate is not None and candidate.is_file():
+            found = candidate
+    if found is not None:
+        try:
+            settings = yaml.safe_load(found.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError):
+            settings = {}
+        listed = [str(c) for c in settings.get("channels") or []] if isinstance(settings, dict) else []
+        if listed:
+            defaults = [str(c) for c in settings.get("default_channels") or []] or list(DEFAULT_CHANNELS)
+            expanded = [url for c in listed for url in (defaults if c == "defaults" else expand_channel(c))]
+            return expanded, str(found)
+    return list(DEFAULT_CHANNELS), "conda's defaults"
+
+
 def normalize_channel(channel: str) -> str:
     """`https://conda.anaconda.org/conda-forge/` → `conda-forge`; `/srv/chan` → `file:///srv/chan`."""
     text = channel.strip().rstrip("/")

@@ -135,6 +135,8 @@ def canonical_spec(env) -> CanonicalSpec:
     docker = env.docker
     beside = Path(env.source_files[0]).parent if env.source_files else None
     expanded = _dedupe([url for c in deps.channels for url in expand_channel(c)])
+    if not deps.channels and deps.conda_packages and not (env.lock_file or env.python.user_managed_dependencies):
+        expanded = _fallback_channels(env)
     conda = {r.spelling: r for r in (conda_package(s, deps.origins.get(s)) for s in deps.conda_packages)}
     pip = {r.spelling: r for r in (pip_package(r, deps.origins.get(r)) for r in deps.pip_packages)}
     conda_records = tuple(sorted(conda.values(), key=lambda r: (r.name, r.spelling)))
@@ -183,7 +185,9 @@ def canonical_spec(env) -> CanonicalSpec:
         "conda": [r.spelling for r in conda_records],
         "pip": [r.spelling for r in pip_records],
         "pip_options": list(spec["pip_options"]),
-        "user_managed": spec["user_managed"],
+        # Nothing to install builds the same image whatever the flag says: Azure ML's dump of an image-only
+        # environment (no flag: user-managed) and envbuild's own (False by default) are one environment.
+        "user_managed": spec["user_managed"] or not (conda_records or pip_records or env.lock_file),
         "variables": dict(spec["variables"]),
         "lock_file": lock_file_digest(env.lock_file, docker.platform, spec["lock_categories"])
         if env.lock_file else None,
@@ -223,6 +227,19 @@ def _warn_once(message: str) -> None:
 
 
 _warned: set[str] = set()
+
+
+def _fallback_channels(env) -> list[str]:
+    """Channels for conda packages listed without any: conda's fallback (channels.fallback_channels), said."""
+    import logging
+
+    from .channels import fallback_channels, public_url
+
+    channels, source = fallback_channels()
+    logging.getLogger(__name__).warning(
+        "%s lists conda packages but no channels: using %s from %s, as conda does (list `channels:` to choose)",
+        env.source_files[0] if env.source_files else env.name, ", ".join(map(public_url, channels)), source)
+    return channels
 
 
 def _dedupe(items: list[str]) -> list[str]:
@@ -391,17 +408,34 @@ def directory_digest(path: str | Path, dockerfile_path: str = "Dockerfile") -> s
 
 
 def context_entries(root: Path, dockerfile_path: str) -> list[str]:
-    """Relative paths of what a build sees of `root`: all of it, or what its .dockerignore lets through."""
+    """Relative paths of what a build sees of `root`: all of it, or what its .dockerignore lets through, less
+    what its .amlignore names (Azure ML uploads a context without those, then builds with its .dockerignore)."""
     ignore = root / ".dockerignore"
     if not ignore.is_file():
-        return [p.relative_to(root).as_posix() for p in root.rglob("*")]
+        return amlignored(root, [p.relative_to(root).as_posix() for p in root.rglob("*")])
     from pathlib import Path
 
     from docker.utils.build import exclude_paths  # the docker SDK's implementation of .dockerignore rules
 
     patterns = [line.strip() for line in ignore.read_text(encoding="utf-8").splitlines()
                 if line.strip() and not line.strip().startswith("#")]
-    return [Path(p).as_posix() for p in exclude_paths(str(root), patterns, dockerfile=dockerfile_path)]
+    kept = exclude_paths(str(root), patterns, dockerfile=dockerfile_path)
+    return amlignored(root, [Path(p).as_posix() for p in kept])
+
+
+AMLIGNORE = ".amlignore"
+
+
+def amlignored(root: Path, entries: list[str]) -> list[str]:
+    """`entries` (relative to `root`) without what `root/.amlignore` names: gitignore rules (Azure ML reads them
+    with pathspec's git wildmatch patterns); a directory is matched with its trailing slash, as git does."""
+    ignore = root / AMLIGNORE
+    if not ignore.is_file():
+        return entries
+    import pathspec
+
+    spec = pathspec.GitIgnoreSpec.from_lines(ignore.read_text(encoding="utf-8").splitlines())
+    return [e for e in entries if not spec.match_file(e + "/" if (root / e).is_dir() else e)]
 
 
 def lock_file_digest(path: str | Path, platform: str, categories=("main",)) -> str:

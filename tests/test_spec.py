@@ -437,7 +437,8 @@ def test_saved_directory_is_an_azure_ml_environment(tmp_path):
     spec = yaml.safe_load((tmp_path / "saved" / "environment.yaml").read_text())
     assert spec["image"] == "python:3.11" and spec["conda_file"] == "conda.yaml" and spec["os_type"] == "linux"
     conda = yaml.safe_load((tmp_path / "saved" / "conda.yaml").read_text())
-    assert conda["dependencies"][-1] == {"pip": ["six==1.16.0", "Requests[socks]"]}
+    assert conda["dependencies"][-1] == {"pip": ["--extra-index-url https://download.pytorch.org/whl/cpu",
+                                                 "six==1.16.0", "Requests[socks]"]}
 
 
 # -- robustness: whatever a file holds, the answer is an Environment or an EnvbuildError -----------------------------

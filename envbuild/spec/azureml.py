@@ -1,13 +1,22 @@
-"""Azure ML CLI v2 environment YAML: load it with the schema's own rules, and save environments in that shape.
+"""Azure ML CLI v2 environment YAML: load it with the schema's own rules, and save environments that Azure ML loads.
 
 The CLI v2 schema (https://azuremlschemas.azureedge.net/latest/environment.schema.json) describes an environment
 as metadata (name, version, description, tags) plus exactly one way to start the image: `image` (optionally with a
-`conda_file` installed on top) or `build: {path, dockerfile_path}`. Paths are relative to the YAML file.
+`conda_file` installed on top) or `build: {path, dockerfile_path}`, and an optional `inference_config`. Paths are
+relative to the YAML file; `build.path` may also be a git URL (envbuild.buildcontext checks it out).
 
-`save_environment` writes what `Environment.save_to_directory` promises: environment.yaml in that schema plus an
-`envbuild:` section for what the schema has no field for (environment variables, GPU/CUDA request, platform,
-pip options, a Dockerfile's text, a lock file, and "envbuild's default base image" when no image is set),
-conda.yaml next to it, and the Dockerfile text as a file. Loading it gives back an equal Environment.
+`save_environment` writes what `Environment.save_to_directory` promises, and azure-ai-ml's `load_environment`
+takes it as it is: environment.yaml with only schema fields, conda.yaml (pip index options in its `pip:` list, as
+pip reads them there), a Dockerfile when the environment starts from Dockerfile text, and **envbuild.yaml**, a
+file of its own beside them for what the schema has no field for (`SETTINGS` below, plus the base Dockerfile, a
+lock file and pip options pip cannot read in a conda file). Azure ML never reads envbuild.yaml; envbuild reads it
+whenever it loads an environment YAML with one beside it (and reads the `envbuild:` section that earlier releases
+wrote inside environment.yaml the same way). What Azure ML cannot carry over is named in one warning when saving.
+
+Every environment.yaml names an image or a build: an environment on envbuild's default base is saved with the
+image Azure ML's v1 SDK defaults to (`AZURE_DEFAULT_IMAGES`) and `default_base: true` in envbuild.yaml, so Azure
+builds on its default while envbuild keeps its own. A build context or lock file outside the directory is saved as
+a path relative to it (the directory moves together with them); a git checkout as its URL pinned to the commit.
 """
 
 from __future__ import annotations
@@ -19,24 +28,45 @@ from pathlib import Path
 from ..errors import SpecError
 from .conda_file import AZUREML_FIELDS, load_conda_file
 from .dockerfile import check_build_context, start_from_build_context
+from .requirements import _INDEX_OPTIONS  # the options pip reads in a requirements line (and a conda `pip:` list)
 from .source import YamlDocument, read_text, read_yaml, reject_placeholders
+
+log = logging.getLogger(__name__)
 
 # The files of a directory written by `Environment.save_to_directory`.
 ENVIRONMENT_FILE = "environment.yaml"
 CONDA_FILE = "conda.yaml"
+SETTINGS_FILE = "envbuild.yaml"
+_DOCKERFILE_FILE = "Dockerfile"
 
 SCHEMA_URL = "https://azuremlschemas.azureedge.net/latest/environment.schema.json"
 _METADATA = {"$schema", "name", "version", "description", "tags", "properties", "datastore", "intellectual_property",
              "stage"}
-_EXTENSION = "envbuild"
-_EXTENSION_FIELDS = {"platform", "gpu", "cuda", "user_managed_dependencies", "interpreter_path", "base_dockerfile",
-                     "base_dockerfile_file", "pip_options", "environment_variables", "lock_file",
-                     "base_image_registry", "shm_size", "arguments"}
-_DOCKERFILE_FILE = "Dockerfile"
+_EXTENSION = "envbuild"  # the section earlier releases wrote inside environment.yaml
+# What Azure ML builds on when an environment names no base (azureml-core's DEFAULT_CPU_IMAGE / DEFAULT_GPU_IMAGE).
+AZURE_DEFAULT_IMAGES = {False: "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest",
+                        True: "mcr.microsoft.com/azureml/openmpi4.1.0-cuda11.8-cudnn8-ubuntu22.04:latest"}
+# envbuild's settings Azure ML has no field for, as envbuild.yaml spells them: name → (Environment attribute, type).
+# A new DockerSection/PythonSection setting is one more row: saved and loaded as this type.
+SETTINGS = {
+    "platform": ("docker.platform", str),
+    "gpu": ("docker.gpu", bool),
+    "cuda": ("docker.cuda", str),
+    "user_managed_dependencies": ("python.user_managed_dependencies", bool),
+    "interpreter_path": ("python.interpreter_path", str),
+    "environment_variables": ("environment_variables", dict),
+    "shm_size": ("docker.shm_size", str),  # run options: applied by `envbuild run`, not keyed
+    "arguments": ("docker.arguments", list),
+}
+# Settings whose saving and loading is more than a value: the base and the files beside.
+_FILE_SETTINGS = {"default_base", "base_dockerfile", "base_dockerfile_file", "pip_options", "lock_file",
+                  "base_image_registry"}
 
 
-def load_azureml_environment(path: Path, env, name: str | None = None, document: YamlDocument | None = None) -> None:
-    """Fill the empty Environment `env` from the Azure ML environment YAML at `path` (or its parsed `document`)."""
+def load_azureml_environment(path: Path, env, name: str | None = None, document: YamlDocument | None = None,
+                             inline: bool = False) -> None:
+    """Fill the empty Environment `env` from the Azure ML environment YAML at `path` (or its parsed `document`;
+    `inline`: the `environment:` of a job, which has no envbuild.yaml beside it)."""
     document = document or read_yaml(path)
     data, root = document.data, document.node
     if not isinstance(data, dict):
@@ -54,43 +84,35 @@ def load_azureml_environment(path: Path, env, name: str | None = None, document:
         raise SpecError(f"unknown field {unknown[0]!r} in an Azure ML environment",
                         where=document.where(document.key_node(root, unknown[0])),
                         fix=f"use only {', '.join(sorted(AZUREML_FIELDS | _METADATA))}")
-    _warn_unused(document)
-    extension = data.get(_EXTENSION)
-    if extension is not None and (not isinstance(extension, dict) or set(extension) - _EXTENSION_FIELDS):
-        raise SpecError(f"`{_EXTENSION}:` must be a mapping of {', '.join(sorted(_EXTENSION_FIELDS))}",
-                        where=document.where(document.child(root, _EXTENSION)), fix="remove the unknown fields")
-    _check_shape(document, data, uses_default_base=extension is not None)
+    settings, settings_document = _settings(document, inline)
+    _check_shape(document, data, saved_by_envbuild=settings is not None)
+    settings = settings or {}
 
     def text(key: str) -> str | None:
         return document.scalar_text(document.child(root, key)) if key in data else None
 
     env.name = name or text("name") or path.stem
     env.source_files.append(str(path))
+    if settings_document.path != document.path:  # envbuild.yaml: the cache-hit memo must see its edits too
+        env.source_files.append(str(settings_document.path))
     env.version = text("version") or None
     env.description = text("description")
     env.tags = document.string_map(document.child(root, "tags"), "tags")
-    if data.get("image"):
+    if data.get("inference_config") is not None:
+        env.inference_config = _inference_config(document)
+        # Kept for Azure ML (saved back), but nothing of it is built: say so once, at its line.
+        log.warning("%s: `inference_config` is kept for Azure ML but not used: it holds the routes of an Azure ML "
+                    "inference server, and envbuild images start no server (`envbuild run` runs the command you "
+                    "give)", document.where(document.key_node(root, "inference_config")))
+    if data.get("image") and not settings.get("default_base"):
         env.docker.base_image = text("image")
-    if data.get("build"):
+    if data.get("build") and not (settings.get("base_dockerfile") or settings.get("base_dockerfile_file")):
         _load_build(document, env)
     if data.get("conda_file") is not None:
         _load_conda_file(document, env)
-    has_lock = bool((extension or {}).get("lock_file"))
-    env.python.user_managed_dependencies = env.python.conda_dependencies.is_empty and not has_lock
-    if extension:
-        _load_extension(document, extension, env)
-
-
-# Fields of the schema that describe how Azure ML serves the image, not what is in it: read, not used.
-_UNUSED_FIELDS = {"inference_config": "the routes of an Azure ML inference server (liveness, readiness, scoring); "
-                                      "envbuild images start no server: `envbuild run` runs the command you give"}
-
-
-def _warn_unused(document: YamlDocument) -> None:
-    for name in sorted(set(document.data) & set(_UNUSED_FIELDS)):
-        logging.getLogger(__name__).warning("%s: `%s` is not used: it holds %s",
-                                            document.where(document.key_node(document.node, name)), name,
-                                            _UNUSED_FIELDS[name])
+    env.python.user_managed_dependencies = env.python.conda_dependencies.is_empty and not settings.get("lock_file")
+    if settings:
+        apply_settings(settings_document, settings, env)
 
 
 def load_inline_environment(document: YamlDocument, env, name: str | None = None) -> None:
@@ -105,11 +127,36 @@ def load_inline_environment(document: YamlDocument, env, name: str | None = None
                         where=document.where(node), fix="write `environment:` with `image:` and `conda_file:` under it")
     inline = YamlDocument(document.path, document.text, value, node)
     name = name or value.get("name") or str(document.data.get("name") or "")
-    load_azureml_environment(document.path, env, name=name, document=inline)
+    load_azureml_environment(document.path, env, name=name, document=inline, inline=True)
 
 
-def _check_shape(document: YamlDocument, data: dict, uses_default_base: bool) -> None:
-    """The schema's rules: one of image/build, conda_file only on an image, Linux only."""
+def _settings(document: YamlDocument, inline: bool) -> tuple[dict | None, YamlDocument]:
+    """envbuild's settings for this environment: envbuild.yaml beside it, or an earlier release's `envbuild:`."""
+    beside = document.path.parent / SETTINGS_FILE
+    if _EXTENSION in document.data:
+        settings_document = YamlDocument(document.path, document.text, document.data[_EXTENSION],
+                                         document.child(document.node, _EXTENSION))
+    elif not inline and beside.is_file():
+        settings_document = read_yaml(beside)
+    else:
+        return None, document
+    return _checked_settings(settings_document)
+
+
+def _checked_settings(settings_document: YamlDocument) -> tuple[dict, YamlDocument]:
+    settings = settings_document.data
+    known = set(SETTINGS) | _FILE_SETTINGS
+    if settings is None:
+        return {}, settings_document
+    if not isinstance(settings, dict) or set(settings) - known:
+        raise SpecError(f"envbuild's settings must be a mapping of {', '.join(sorted(known))}",
+                        where=settings_document.where(settings_document.node), fix="remove the unknown fields")
+    return settings, settings_document
+
+
+def _check_shape(document: YamlDocument, data: dict, saved_by_envbuild: bool) -> None:
+    """The schema's rules: one of image/build, conda_file only on an image, Linux only. Directories envbuild saved
+    may hold a conda file on a build (envbuild adds it on top; the saving warned that Azure ML will not)."""
     root = document.node
 
     def where(key: str) -> str:
@@ -123,18 +170,31 @@ def _check_shape(document: YamlDocument, data: dict, uses_default_base: bool) ->
     if image and data.get("build"):
         raise SpecError("an environment has either `image` or `build`, not both", where=where("build"),
                         fix="remove `image:` to build from the Dockerfile, or remove `build:` to use the image")
-    if data.get("conda_file") is not None and not image and not uses_default_base:
+    if data.get("conda_file") is not None and not image and not saved_by_envbuild:
         raise SpecError("`conda_file` needs an `image` to install into (Azure ML: the Docker section is missing: "
                         "provide a base image or Dockerfile)", where=where("conda_file"),
                         fix="add `image: mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04:latest` (or any image "
                             "with a shell); with `build:`, install the packages in the Dockerfile instead")
-    if not image and not data.get("build") and not uses_default_base:
+    if not image and not data.get("build") and not saved_by_envbuild:
         raise SpecError("an environment needs `image` or `build`", where=f"{document.path}:1",
                         fix="add `image: REPOSITORY:TAG`, or `build: {path: DIR}` for a directory with a Dockerfile")
     os_type = str(data.get("os_type") or "linux").lower()
     if os_type != "linux":
         raise SpecError(f"os_type {os_type!r} is not supported: envbuild builds Linux images", where=where("os_type"),
                         fix="use `os_type: linux`")
+
+
+def _inference_config(document: YamlDocument) -> dict:
+    """The serving routes (liveness, readiness, scoring: each a path and a port), kept as written."""
+    node = document.child(document.node, "inference_config")
+    value = document.data["inference_config"]
+    routes = ("liveness_route", "readiness_route", "scoring_route")
+    if not isinstance(value, dict) or set(value) - set(routes) or not all(
+            isinstance(value.get(r), dict) and set(value[r]) == {"path", "port"} for r in routes):
+        raise SpecError("`inference_config` must have liveness_route, readiness_route and scoring_route, each with "
+                        "`path` and `port`", where=document.where(node),
+                        fix="write e.g. `scoring_route: {path: /score, port: 5001}` for each of the three routes")
+    return {r: {"path": str(value[r]["path"]), "port": int(value[r]["port"])} for r in routes}
 
 
 def _load_build(document: YamlDocument, env) -> None:
@@ -144,14 +204,24 @@ def _load_build(document: YamlDocument, env) -> None:
         raise SpecError("`build` must be a mapping with `path` (and optionally `dockerfile_path`)",
                         where=document.where(node), fix="write `build: {path: ./context, dockerfile_path: Dockerfile}`")
     location = str(build["path"])
-    if "://" in location or "#" in location:
-        raise SpecError(f"remote build context {location!r} is not supported",
-                        where=document.where(document.child(node, "path")),
-                        fix="clone it and point build.path at the local directory")
-    directory = (document.path.parent / location).resolve()
+    if "://" in location or "#" in location or location.startswith("git@"):
+        directory = _remote_context(location, document.where(document.child(node, "path")))
+    else:
+        directory = (document.path.parent / location).resolve()
     dockerfile_path = str(build.get("dockerfile_path") or "Dockerfile")
     check_build_context(directory, dockerfile_path)
     start_from_build_context(env, directory, dockerfile_path)
+
+
+def _remote_context(location: str, where: str) -> Path:
+    from .. import config
+    from ..buildcontext import checkout, is_git_url
+
+    if not is_git_url(location):
+        raise SpecError(f"build context {location!r} is a URL envbuild cannot fetch: only git repositories are",
+                        where=where, fix="download and unpack it, and point build.path at the directory (or use "
+                                         "a git URL: https://host/repo.git#ref:subdir)")
+    return checkout(location, config.home())
 
 
 def _load_conda_file(document: YamlDocument, env) -> None:
@@ -171,55 +241,69 @@ def _load_conda_file(document: YamlDocument, env) -> None:
     load_conda_file(conda_path, env)
 
 
-def _load_extension(document: YamlDocument, extension: dict, env) -> None:
-    node = document.child(document.node, _EXTENSION)
+def apply_settings(document: YamlDocument, settings: dict, env) -> None:
+    """Set what envbuild.yaml (parsed as `document`, its mapping `settings`) holds on `env`."""
+    node, beside = document.node, document.path.parent
+    for field, (attribute, kind) in SETTINGS.items():
+        if field not in settings:
+            continue
+        owner, _, name = attribute.rpartition(".")
+        target = _attribute_owner(env, owner)
+        value = settings[field]
+        if kind is dict:
+            getattr(target, name).update(document.string_map(document.child(node, field), field))
+            continue
+        if kind is bool:
+            value = bool(value)
+        elif kind is list:
+            value = [str(item) for item in value or []]
+        elif value is not None:
+            value = document.scalar_text(document.child(node, field))
+        setattr(target, name, value)
     docker = env.docker
-    docker.platform = str(extension.get("platform") or docker.platform)
-    docker.gpu = bool(extension.get("gpu", False))
-    docker.cuda = None if extension.get("cuda") is None else document.scalar_text(document.child(node, "cuda"))
-    if "user_managed_dependencies" in extension:
-        env.python.user_managed_dependencies = bool(extension["user_managed_dependencies"])
-    env.python.interpreter_path = str(extension.get("interpreter_path") or env.python.interpreter_path)
-    if extension.get("base_dockerfile_file"):
-        dockerfile = document.path.parent / extension["base_dockerfile_file"]
+    if settings.get("base_dockerfile_file"):
+        dockerfile = beside / settings["base_dockerfile_file"]
         docker.base_dockerfile = read_text(dockerfile)
         env.source_files.append(str(dockerfile))
-    elif extension.get("base_dockerfile"):
-        docker.base_dockerfile = str(extension["base_dockerfile"])
+    elif settings.get("base_dockerfile"):
+        docker.base_dockerfile = str(settings["base_dockerfile"])
         if docker.base_dockerfile_is_path:
             env.source_files.append(docker.base_dockerfile)
-    for option in extension.get("pip_options") or []:
+    for option in settings.get("pip_options") or []:
         env.python.conda_dependencies.set_pip_option(str(option))
-    env.environment_variables.update(document.string_map(document.child(node, "environment_variables"),
-                                                         "environment_variables"))
-    if extension.get("lock_file"):
-        env.lock_file = str((document.path.parent / str(extension["lock_file"])).resolve())
+    if settings.get("lock_file"):
+        env.lock_file = str((beside / str(settings["lock_file"])).resolve())
         env.source_files.append(env.lock_file)
-    _load_docker_options(document, extension, env)
+    _load_registry(document, settings, env)
 
 
-def _load_docker_options(document: YamlDocument, extension: dict, env) -> None:
-    """docker.base_image_registry (its password only ever a `${VAR}`), shm_size and arguments (issue 15)."""
-    node = document.child(document.node, _EXTENSION)
-    registry = extension.get("base_image_registry") or {}
+def _load_registry(document: YamlDocument, settings: dict, env) -> None:
+    """docker.base_image_registry: address, username and a password that is only ever a `${VAR}`."""
+    registry = settings.get("base_image_registry") or {}
     if not isinstance(registry, dict) or set(registry) - {"address", "username", "password"}:
         raise SpecError("`base_image_registry` must be a mapping of address, username and password",
-                        where=document.where(document.child(node, "base_image_registry")),
+                        where=document.where(document.child(document.node, "base_image_registry")),
                         fix="write `base_image_registry: {address: HOST, username: USER, password: '${VAR}'}`")
     for name, value in registry.items():
         setattr(env.docker.base_image_registry, name, None if value is None else str(value))
     env.docker.base_image_registry.saved_password()  # a password in clear in a file is refused, like on save
-    env.docker.shm_size = None if extension.get("shm_size") is None else str(extension["shm_size"])
-    env.docker.arguments = [str(a) for a in extension.get("arguments") or []]
+
+
+def _attribute_owner(env, dotted: str):
+    target = env
+    for part in filter(None, dotted.split(".")):
+        target = getattr(target, part)
+    return target
 
 
 def save_environment(env, directory: Path, overwrite: bool = False) -> None:
+    """Write `env` as environment.yaml + conda.yaml (+ Dockerfile) that Azure ML loads, and envbuild.yaml."""
     import yaml
 
     if directory.exists() and any(directory.iterdir()) and not overwrite:
         raise SpecError(f"{directory} is not empty", where=str(directory),
                         fix="pick an empty directory or pass overwrite=True")
-    env.docker.base_image_registry.saved_password()  # refuses a password in clear before anything is written
+    password = env.docker.base_image_registry.saved_password()  # a password in clear: refused before any write
     directory.mkdir(parents=True, exist_ok=True)
     docker, deps = env.docker, env.python.conda_dependencies
     spec: dict = {"$schema": SCHEMA_URL, "name": env.name}
@@ -229,50 +313,101 @@ def save_environment(env, directory: Path, overwrite: bool = False) -> None:
         spec["description"] = env.description
     if env.tags:
         spec["tags"] = {str(k): str(v) for k, v in env.tags.items()}
+    settings = settings_of(env)
+    for stale in (CONDA_FILE, _DOCKERFILE_FILE):
+        (directory / stale).unlink(missing_ok=True)
     if docker.base_image:
         spec["image"] = docker.base_image
-    if docker.build_context:
-        spec["build"] = {"path": _relative_or_absolute(docker.build_context, directory),
+    elif docker.build_context:
+        spec["build"] = {"path": _context_location(docker.build_context, directory),
                          "dockerfile_path": docker.dockerfile_path}
-    conda_path = directory / CONDA_FILE
-    if deps.channels or deps.conda_packages or deps.pip_packages:
-        dependencies: list = list(deps.conda_packages)
-        if deps.pip_packages:
-            dependencies.append({"pip": [" ".join([r, *(f"--hash={h}" for h in deps.pip_hashes.get(r, ()))])
-                                         for r in deps.pip_packages]})
-        conda_path.write_text(yaml.safe_dump({"channels": list(deps.channels), "dependencies": dependencies},
-                                             sort_keys=False), encoding="utf-8")
-        spec["conda_file"] = CONDA_FILE
-    elif conda_path.exists():
-        conda_path.unlink()
-    spec["os_type"] = "linux"
-    extension: dict = {"platform": docker.platform, "gpu": bool(docker.gpu), "cuda": docker.cuda,
-                       "user_managed_dependencies": env.python.user_managed_dependencies,
-                       "interpreter_path": env.python.interpreter_path}
-    if docker.base_dockerfile:
+    elif docker.base_dockerfile:
+        (directory / _DOCKERFILE_FILE).write_text(docker.base_dockerfile_text(), encoding="utf-8")
+        spec["build"] = {"path": ".", "dockerfile_path": _DOCKERFILE_FILE}
         if docker.base_dockerfile_is_path:
-            extension["base_dockerfile"] = docker.base_dockerfile
+            settings["base_dockerfile"] = docker.base_dockerfile
         else:
-            (directory / _DOCKERFILE_FILE).write_text(docker.base_dockerfile, encoding="utf-8")
-            extension["base_dockerfile_file"] = _DOCKERFILE_FILE
-    if deps.pip_options:
-        extension["pip_options"] = list(deps.pip_options)
-    if env.environment_variables:
-        extension["environment_variables"] = {str(k): str(v) for k, v in env.environment_variables.items()}
+            settings["base_dockerfile_file"] = _DOCKERFILE_FILE
+    else:
+        spec["image"] = AZURE_DEFAULT_IMAGES[bool(docker.gpu)]
+        settings["default_base"] = True
+    pip_lines = [o for o in deps.pip_options if o.split()[0] in _INDEX_OPTIONS] + [
+        " ".join([r, *(f"--hash={h}" for h in deps.pip_hashes.get(r, ()))]) for r in deps.pip_packages]
+    if deps.channels or deps.conda_packages or pip_lines:
+        conda: dict = {"channels": list(deps.channels)} if deps.channels else {}
+        conda["dependencies"] = list(deps.conda_packages) + ([{"pip": pip_lines}] if pip_lines else [])
+        (directory / CONDA_FILE).write_text(yaml.safe_dump(conda, sort_keys=False), encoding="utf-8")
+        spec["conda_file"] = CONDA_FILE
+    spec["os_type"] = "linux"
+    if env.inference_config:
+        spec["inference_config"] = env.inference_config
+    other_options = [o for o in deps.pip_options if o.split()[0] not in _INDEX_OPTIONS]
+    if other_options:
+        settings["pip_options"] = other_options
     if env.lock_file:
-        extension["lock_file"] = str(Path(env.lock_file).resolve())
+        settings["lock_file"] = relative_to_directory(env.lock_file, directory)
     registry = docker.base_image_registry
     if registry.address or registry.username:
-        extension["base_image_registry"] = {"address": registry.address, "username": registry.username,
-                                            "password": registry.saved_password()}
-    extension.update({k: v for k, v in docker.run_options().items() if v})
-    spec[_EXTENSION] = extension
+        settings["base_image_registry"] = {"address": registry.address, "username": registry.username,
+                                           "password": password}
     (directory / ENVIRONMENT_FILE).write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
+    (directory / SETTINGS_FILE).write_text(yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
+    lost = azure_losses(env)
+    if lost:
+        log.warning("%s: Azure ML will not see %s (envbuild keeps them in %s)", directory, "; ".join(lost),
+                    SETTINGS_FILE)
 
 
-def _relative_or_absolute(path: str, directory: Path) -> str:
-    target = Path(path).resolve()
-    try:
-        return target.relative_to(directory.resolve()).as_posix()
-    except ValueError:
-        return os.fspath(target)
+def settings_of(env) -> dict:
+    """The SETTINGS values of `env`, as envbuild.yaml holds them."""
+    settings: dict = {}
+    for field, (attribute, kind) in SETTINGS.items():
+        owner, _, name = attribute.rpartition(".")
+        value = getattr(_attribute_owner(env, owner), name)
+        settings[field] = {str(k): str(v) for k, v in value.items()} if kind is dict else \
+            list(value) if kind is list else value
+    return settings
+
+
+def read_settings(path: Path) -> tuple[dict, YamlDocument] | None:
+    """envbuild.yaml at `path` (its mapping and document), checked; None when there is none."""
+    if not path.is_file():
+        return None
+    document = read_yaml(path)
+    settings, document = _checked_settings(document)
+    return settings, document
+
+
+def azure_losses(env) -> list[str]:
+    """What of `env` an Azure ML (v2) build of its saved directory would not have."""
+    docker, deps = env.docker, env.python.conda_dependencies
+    lost = []
+    if env.environment_variables:
+        lost.append(f"environment variables {', '.join(sorted(env.environment_variables))}")
+    if docker.gpu or docker.cuda:
+        lost.append("the GPU request" + (f" (CUDA {docker.cuda})" if docker.cuda else ""))
+    if docker.platform != "linux-64":
+        lost.append(f"platform {docker.platform}")
+    if not (docker.base_image or docker.build_context or docker.base_dockerfile):
+        lost.append(f"envbuild's default base (Azure ML builds on {AZURE_DEFAULT_IMAGES[bool(docker.gpu)]})")
+    elif not docker.base_image and not deps.is_empty:
+        lost.append("conda/pip packages on a Dockerfile (Azure ML installs conda_file only on an image)")
+    if env.lock_file:
+        lost.append("the lock file (Azure ML solves conda.yaml again)")
+    if env.python.user_managed_dependencies and not deps.is_empty:
+        lost.append("user-managed dependencies (Azure ML installs conda.yaml)")
+    if any(o.split()[0] not in _INDEX_OPTIONS for o in deps.pip_options):
+        lost.append("pip options other than index options")
+    return lost
+
+
+def _context_location(path: str, directory: Path) -> str:
+    """A build context as saved: its git URL at the commit, or its path relative to the saved directory."""
+    from ..buildcontext import remote_of
+
+    return remote_of(path) or relative_to_directory(path, directory)
+
+
+def relative_to_directory(path: str, directory: Path) -> str:
+    """`path` as saved in `directory`: relative to it (`../ctx` when outside), so that the two move together."""
+    return Path(os.path.relpath(Path(path).resolve(), directory.resolve())).as_posix()

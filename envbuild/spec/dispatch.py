@@ -17,6 +17,7 @@ from pathlib import Path
 from ..errors import SpecError
 from ..lockfile import looks_like_lock_file
 from .azureml import ENVIRONMENT_FILE, load_azureml_environment, load_inline_environment
+from .azureml_v1 import DEFINITION_FILE, is_v1_directory
 from .conda_file import AZUREML_FIELDS, CONDA_FILE_KEYS, load_conda_file
 from .source import read_yaml
 
@@ -43,6 +44,8 @@ def load_file(cls, location: str | os.PathLike, name: str | None):
     if not path.is_file():
         raise SpecError(f"{path}: no such file or directory", fix="check the path")
     lowered = path.name.lower()
+    if lowered == DEFINITION_FILE:  # an Azure ML SDK v1 directory, named by its definition file
+        return cls.load_from_directory(path.parent)
     if lowered in _PROJECT_FILES or path.suffix.lower() in (".toml", ".py", ".cfg", ".json"):
         raise SpecError(f"{path.name} describes a project, not an environment", where=str(path),
                         fix="export its dependencies to a requirements file (e.g. `uv pip compile "
@@ -60,6 +63,10 @@ def _load_directory(cls, directory: Path, name: str | None):
         return cls.from_conda_prefix(name or directory.name, directory)
     if (directory / ENVIRONMENT_FILE).is_file():
         return cls.from_file(directory / ENVIRONMENT_FILE, name)
+    if is_v1_directory(directory):
+        env = cls.load_from_directory(directory)
+        env.name = name or env.name
+        return env
     if (directory / "Dockerfile").is_file():
         return cls.from_build_context(name or directory.name, directory)
     # A project directory: its lock file (what conda-lock installs from), else the spec file it is known by.
@@ -74,8 +81,8 @@ def _load_directory(cls, directory: Path, name: str | None):
         return cls.from_file(specs[0], name)
     raise SpecError(f"{directory} is a directory with nothing envbuild can load", where=str(directory),
                     fix="pass a spec file, a conda prefix (with conda-meta/), a build context (with a Dockerfile), "
-                        "a directory written by save_to_directory or one with conda-lock.yml, environment.yml or "
-                        "requirements.txt")
+                        "a directory written by save_to_directory (envbuild's or azureml-core's) or one with "
+                        "conda-lock.yml, environment.yml or requirements.txt")
 
 
 def _load_yaml_spec(cls, path: Path, name: str | None):

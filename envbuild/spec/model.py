@@ -19,6 +19,7 @@ from pathlib import Path
 from ..errors import SpecError
 from ..lockfile import lock_metadata
 from .azureml import ENVIRONMENT_FILE, load_azureml_environment, save_environment
+from .azureml_v1 import is_v1_directory, load_v1_directory, save_v1_directory
 from .conda_file import load_conda_file, pick_platform
 from .container_registry import ContainerRegistry
 from .dispatch import load_file
@@ -30,12 +31,14 @@ from .dockerfile import (
 )
 from .prefix import find_conda_environment, load_conda_prefix
 from .requirements import add_requirements, parse_requirements_file
+from .sdk_v1 import CondaDependenciesV1, EnvironmentV1, image_details, move_labels
 from .source import Origin
 
 
 @dataclass
-class CondaDependencies:
-    """Conda channels and packages, pip packages and pip options (the content of an environment.yml)."""
+class CondaDependencies(CondaDependenciesV1):
+    """Conda channels and packages, pip packages and pip options (the content of an environment.yml); v1's other
+    members (as_dict, save, set_pip_requirements, ...) come from sdk_v1.CondaDependenciesV1."""
 
     channels: list[str] = field(default_factory=list)
     conda_packages: list[str] = field(default_factory=list)
@@ -208,9 +211,9 @@ class DockerSection:
 
 
 @dataclass
-class Environment:
+class Environment(EnvironmentV1):
     """A named environment definition. Only `python`, `docker`, `environment_variables` and `lock_file` reach
-    the key."""
+    the key. v1's clone, build_local and from_docker_build_context come from sdk_v1.EnvironmentV1."""
 
     name: str = "unnamed"
     version: str | None = None
@@ -223,6 +226,8 @@ class Environment:
     lock_file: str | None = None
     # The categories of lock_file to install: main, and the extras chosen (conda-lock's --dev / --extras NAME).
     lock_categories: tuple[str, ...] = ("main",)
+    # Azure ML's serving routes (liveness/readiness/scoring: path and port): kept for Azure, not built.
+    inference_config: dict | None = None
     # Files read to make this environment (spec files and their includes), for the raw-bytes memo.
     source_files: list[str] = field(default_factory=list, compare=False, repr=False)
 
@@ -318,20 +323,53 @@ class Environment:
 
     @classmethod
     def load_from_directory(cls, path: str | os.PathLike) -> Environment:
-        """Read a directory written by `save_to_directory`."""
+        """Read a directory written by `save_to_directory` (either format), or by azureml-core's (SDK v1)."""
         directory = Path(path)
+        env = cls()
+        if is_v1_directory(directory):
+            load_v1_directory(directory, env)
+            return env
         spec = directory / ENVIRONMENT_FILE
         if not spec.is_file():
             raise SpecError(f"{directory} has no {ENVIRONMENT_FILE}", where=str(directory),
                             fix="pass a directory written by Environment.save_to_directory")
-        env = cls()
         load_azureml_environment(spec, env)
         return env
 
-    def save_to_directory(self, path: str | os.PathLike, overwrite: bool = False) -> None:
-        """Write environment.yaml (Azure ML CLI v2 fields + an `envbuild:` section), conda.yaml and the
-        Dockerfile text; `load_from_directory` reads back an equal Environment with the same key."""
-        save_environment(self, Path(path), overwrite=overwrite)
+    def save_to_directory(self, path: str | os.PathLike, overwrite: bool = False, format: str = "v2") -> None:
+        """Write the files Azure ML loads, and envbuild.yaml for what it has no field for: `v2` environment.yaml +
+        conda.yaml (+ Dockerfile) for azure-ai-ml, or `v1` azureml_environment.json + conda_dependencies.yml
+        (+ BaseDockerfile) for azureml-core. `load_from_directory` reads back an equal Environment."""
+        savers = {"v2": save_environment, "v1": save_v1_directory}
+        if format not in savers:
+            raise SpecError(f"unknown format {format!r}", fix="pass format='v2' (azure-ai-ml) or 'v1' (azureml-core)")
+        savers[format](self, Path(path), overwrite=overwrite)
+
+    @staticmethod
+    def label(workspace, name: str, version, labels) -> None:
+        """SDK v1: label version `version` of the catalog environment `name`; `workspace` is the envbuild home (None:
+        the default). Each label becomes the tag `label:LABEL` on that version and leaves the others."""
+        from ..catalog import Catalog
+
+        with Catalog(workspace) as catalog:
+            move_labels(catalog, name, version, labels)
+
+    def get_image_details(self, workspace=None) -> dict:
+        """SDK v1: the image this environment builds to (its name, whether the cache has it, its Dockerfile);
+        `workspace` is the envbuild home. Locks and renders, never builds."""
+        from .. import config
+        from ..api import render
+        from ..cache import Index
+        from ..keys import tag_of
+        from ..registry import configured
+        from ..renderer import IMAGE_REPOSITORY
+
+        plan = render(self, cache_dir=workspace)
+        with Index(config.home(workspace)) as index:
+            entry = index.get(plan.key)
+        shared = configured(None)
+        return image_details(self, plan, entry, f"{IMAGE_REPOSITORY}:{tag_of(plan.key)}",
+                             shared.location if shared else None)
 
     def add_private_pip_wheel(self, path: str | os.PathLike) -> str:
         """A private wheel for this environment: stored by content, installed from a build mount
