@@ -142,6 +142,13 @@ def canonical_spec(env) -> CanonicalSpec:
     conda_records = tuple(sorted(conda.values(), key=lambda r: (r.name, r.spelling)))
     pip_records = tuple(sorted(pip.values(), key=lambda r: r.spelling))
     user_managed = bool(env.python.user_managed_dependencies)
+    if not (user_managed or conda or pip or env.lock_file) and (docker.base_image or docker.base_dockerfile
+                                                                or docker.build_context):
+        # An image of the user's with nothing to install is used as it is, whoever wrote the file: Azure ML's dump
+        # of an image-only environment has no flag (user-managed), envbuild's own says False. One environment,
+        # one image (the renderer sees this value too). On envbuild's default base an empty environment still
+        # gets its own `python` (a venv), so there the flag stays as written.
+        user_managed = True
     if user_managed:
         # Azure ML installs nothing for a user-managed environment: what is listed is not installed, so it is
         # neither solved nor keyed (the same image whoever listed what), and the user is told.
@@ -185,9 +192,7 @@ def canonical_spec(env) -> CanonicalSpec:
         "conda": [r.spelling for r in conda_records],
         "pip": [r.spelling for r in pip_records],
         "pip_options": list(spec["pip_options"]),
-        # Nothing to install builds the same image whatever the flag says: Azure ML's dump of an image-only
-        # environment (no flag: user-managed) and envbuild's own (False by default) are one environment.
-        "user_managed": spec["user_managed"] or not (conda_records or pip_records or env.lock_file),
+        "user_managed": spec["user_managed"],
         "variables": dict(spec["variables"]),
         "lock_file": lock_file_digest(env.lock_file, docker.platform, spec["lock_categories"])
         if env.lock_file else None,
@@ -231,14 +236,12 @@ _warned: set[str] = set()
 
 def _fallback_channels(env) -> list[str]:
     """Channels for conda packages listed without any: conda's fallback (channels.fallback_channels), said."""
-    import logging
-
     from .channels import fallback_channels, public_url
 
     channels, source = fallback_channels()
-    logging.getLogger(__name__).warning(
-        "%s lists conda packages but no channels: using %s from %s, as conda does (list `channels:` to choose)",
-        env.source_files[0] if env.source_files else env.name, ", ".join(map(public_url, channels)), source)
+    _warn_once(f"{env.source_files[0] if env.source_files else env.name} lists conda packages but no channels: "
+               f"using {', '.join(map(public_url, channels))} from {source}, as conda does (list `channels:` to "
+               "choose)")
     return channels
 
 

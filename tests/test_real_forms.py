@@ -178,7 +178,9 @@ def test_user_managed_packages_are_warned_about_and_not_keyed(tmp_path, caplog):
 
 def test_inference_config_is_warned_about_at_its_line(tmp_path, caplog):
     path = write(tmp_path / "env.yml", "name: serve\nimage: python:3.11\ninference_config:\n"
+                                       "  liveness_route: {port: 5001, path: /live}\n"
+                                       "  readiness_route: {port: 5001, path: /ready}\n"
                                        "  scoring_route: {port: 5001, path: /score}\n")
     with caplog.at_level(logging.WARNING):
         Environment.from_file(path)
-    assert f"{path}:3: `inference_config` is not used" in caplog.text
+    assert f"{path}:3: `inference_config` is kept for Azure ML but not used" in caplog.text
