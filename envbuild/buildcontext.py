@@ -10,7 +10,7 @@ the URL back (pinned to the commit) for a directory made here, so that a saved e
 not a path in someone's cache.
 
 .amlignore: Azure ML uploads a build context without what its `.amlignore` (gitignore rules) names, then builds
-with its `.dockerignore`. keys.context_entries applies both (what the key sees), and `staged` hands the builder a
+with its `.dockerignore`. context_entries applies both (what the key sees), and `staged` hands the builder a
 copy without the .amlignore'd files, so that the image is built from what was keyed.
 """
 
@@ -49,10 +49,10 @@ def split_git_url(location: str) -> tuple[str, str | None, str]:
 def checkout(location: str, home: Path) -> Path:
     """The directory of `location`'s repository at its ref (a subdirectory when the URL names one), cloned or
     fetched into `home`; the directory's name under `home/git/<url digest>/` is the commit."""
-    from .keys import digest
+    import hashlib
 
     url, ref, subdir = split_git_url(location)
-    root = home / "git" / digest(url)[:16]
+    root = home / "git" / hashlib.sha256(url.encode()).hexdigest()[:16]
     repository = root / "repo.git"
     root.mkdir(parents=True, exist_ok=True)
     if repository.is_dir():
@@ -99,9 +99,7 @@ def remote_of(directory: str | os.PathLike) -> str | None:
 @contextlib.contextmanager
 def staged(root: Path, dockerfile_path: str):
     """The directory to hand the builder for the context `root`: itself, or (with an .amlignore) a copy of what
-    keys.context_entries keeps, so what is built is what was keyed."""
-    from .keys import AMLIGNORE, context_entries
-
+    context_entries keeps, so what is built is what was keyed."""
     if not (root / AMLIGNORE).is_file():
         yield root
         return
@@ -130,3 +128,57 @@ def _git(args: list[str], location: str, cwd: Path | None = None, missing: str |
                             "can reach it")
     return done.stdout.strip()
 
+
+# What a build sees of a directory, and its content digest (what the key takes of a build context).
+
+def directory_digest(path: str | Path, dockerfile_path: str = "Dockerfile") -> str:
+    """Content digest of a build context: every file's relative path, executable bit and bytes, and every
+    directory (COPY creates empty ones too), in sorted order; what .dockerignore keeps out of the build (a .git
+    directory, caches) does not count."""
+    import hashlib
+    from pathlib import Path
+
+    root = Path(path)
+    if not root.is_dir():
+        raise SpecError(f"build context {root} is not a directory", fix="point docker.build_context at a directory")
+    h = hashlib.sha256()
+    for relative in sorted(context_entries(root, dockerfile_path)):
+        entry = root / relative
+        if entry.is_dir():
+            h.update(f"{relative}/\0".encode())
+        elif entry.is_file():
+            executable = b"x" if entry.stat().st_mode & 0o111 else b"-"
+            h.update(relative.encode() + b"\0" + executable)
+            h.update(hashlib.sha256(entry.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def context_entries(root: Path, dockerfile_path: str) -> list[str]:
+    """Relative paths of what a build sees of `root`: all of it, or what its .dockerignore lets through, less
+    what its .amlignore names (Azure ML uploads a context without those, then builds with its .dockerignore)."""
+    ignore = root / ".dockerignore"
+    if not ignore.is_file():
+        return amlignored(root, [p.relative_to(root).as_posix() for p in root.rglob("*")])
+    from pathlib import Path
+
+    from docker.utils.build import exclude_paths  # the docker SDK's implementation of .dockerignore rules
+
+    patterns = [line.strip() for line in ignore.read_text(encoding="utf-8").splitlines()
+                if line.strip() and not line.strip().startswith("#")]
+    kept = exclude_paths(str(root), patterns, dockerfile=dockerfile_path)
+    return amlignored(root, [Path(p).as_posix() for p in kept])
+
+
+AMLIGNORE = ".amlignore"
+
+
+def amlignored(root: Path, entries: list[str]) -> list[str]:
+    """`entries` (relative to `root`) without what `root/.amlignore` names: gitignore rules (Azure ML reads them
+    with pathspec's git wildmatch patterns); a directory is matched with its trailing slash, as git does."""
+    ignore = root / AMLIGNORE
+    if not ignore.is_file():
+        return entries
+    import pathspec
+
+    spec = pathspec.GitIgnoreSpec.from_lines(ignore.read_text(encoding="utf-8").splitlines())
+    return [e for e in entries if not spec.match_file(e + "/" if (root / e).is_dir() else e)]

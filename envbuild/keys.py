@@ -72,7 +72,7 @@ class CanonicalSpec(namedtuple("CanonicalSpec", [
     "base_dockerfile",  # str | None: the text of the user's Dockerfile
     "build_context",  # str | None: the user's build context directory, and its Dockerfile in it
     "dockerfile_path",  # str
-    "build_context_digest",  # str | None: keys.directory_digest of build_context
+    "build_context_digest",  # str | None: buildcontext.directory_digest of build_context
     "gpu",  # gpu.GpuStack | None: the GPU stack decided for it (None: CPU)
     "gpu_source",  # str | None: where the GPU libraries come from: "conda" (the lock) or "pypi" (envbuild's base)
     "form",  # dict
@@ -127,6 +127,7 @@ def canonical_spec(env) -> CanonicalSpec:
 
     from .channels import channel_url, expand_channel, keyed_channel
     from .gpu import select_stack, source_of
+    from .buildcontext import directory_digest
     from .packages import canonical_pip_option, conda_package, pip_package
     from .pins import collect_pins
     from .platforms import normalize_platform
@@ -386,59 +387,6 @@ def user_base_key(spec: CanonicalSpec) -> str:
 
 # ---------------------------------------------------------------------------------------------------------------
 # files
-
-
-def directory_digest(path: str | Path, dockerfile_path: str = "Dockerfile") -> str:
-    """Content digest of a build context: every file's relative path, executable bit and bytes, and every
-    directory (COPY creates empty ones too), in sorted order; what .dockerignore keeps out of the build (a .git
-    directory, caches) does not count."""
-    import hashlib
-    from pathlib import Path
-
-    root = Path(path)
-    if not root.is_dir():
-        raise SpecError(f"build context {root} is not a directory", fix="point docker.build_context at a directory")
-    h = hashlib.sha256()
-    for relative in sorted(context_entries(root, dockerfile_path)):
-        entry = root / relative
-        if entry.is_dir():
-            h.update(f"{relative}/\0".encode())
-        elif entry.is_file():
-            executable = b"x" if entry.stat().st_mode & 0o111 else b"-"
-            h.update(relative.encode() + b"\0" + executable)
-            h.update(hashlib.sha256(entry.read_bytes()).digest())
-    return h.hexdigest()
-
-
-def context_entries(root: Path, dockerfile_path: str) -> list[str]:
-    """Relative paths of what a build sees of `root`: all of it, or what its .dockerignore lets through, less
-    what its .amlignore names (Azure ML uploads a context without those, then builds with its .dockerignore)."""
-    ignore = root / ".dockerignore"
-    if not ignore.is_file():
-        return amlignored(root, [p.relative_to(root).as_posix() for p in root.rglob("*")])
-    from pathlib import Path
-
-    from docker.utils.build import exclude_paths  # the docker SDK's implementation of .dockerignore rules
-
-    patterns = [line.strip() for line in ignore.read_text(encoding="utf-8").splitlines()
-                if line.strip() and not line.strip().startswith("#")]
-    kept = exclude_paths(str(root), patterns, dockerfile=dockerfile_path)
-    return amlignored(root, [Path(p).as_posix() for p in kept])
-
-
-AMLIGNORE = ".amlignore"
-
-
-def amlignored(root: Path, entries: list[str]) -> list[str]:
-    """`entries` (relative to `root`) without what `root/.amlignore` names: gitignore rules (Azure ML reads them
-    with pathspec's git wildmatch patterns); a directory is matched with its trailing slash, as git does."""
-    ignore = root / AMLIGNORE
-    if not ignore.is_file():
-        return entries
-    import pathspec
-
-    spec = pathspec.GitIgnoreSpec.from_lines(ignore.read_text(encoding="utf-8").splitlines())
-    return [e for e in entries if not spec.match_file(e + "/" if (root / e).is_dir() else e)]
 
 
 def lock_file_digest(path: str | Path, platform: str, categories=("main",)) -> str:

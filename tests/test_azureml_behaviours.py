@@ -16,7 +16,7 @@ from envbuild import CondaDependencies, Environment
 from envbuild.catalog import Catalog
 from envbuild.channels import DEFAULT_CHANNELS
 from envbuild.errors import SpecError
-from envbuild.keys import context_entries
+from envbuild.buildcontext import context_entries
 
 
 def write(path: Path, text: str) -> Path:

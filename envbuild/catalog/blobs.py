@@ -62,7 +62,7 @@ def capture(env) -> tuple[dict[str, bytes], dict[str, str]]:
 
     docker = env.docker
     if docker.build_context:
-        from ..keys import context_entries
+        from ..buildcontext import context_entries
 
         root = Path(docker.build_context)
         dockerfile = posixpath.normpath(docker.dockerfile_path)

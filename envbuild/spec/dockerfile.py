@@ -62,7 +62,7 @@ def start_from_build_context(env, root: Path, dockerfile_path: str) -> None:
 def _context_files(root: Path, but: Path) -> list[str]:
     """Every file a build sees of its context (.dockerignore applied): the cache-hit memo must see a change in
     any of them."""
-    from ..keys import context_entries
+    from ..buildcontext import context_entries
 
     files = (root / relative for relative in sorted(context_entries(root, but.relative_to(root).as_posix())))
     return [str(p) for p in files if p.is_file() and p != but]
