@@ -28,6 +28,7 @@ from . import config
 from .cache import Image, Index, image_of, new_entry
 from .engine import Engine
 from .hitpath import remember_file
+from .journal import BuildJournal
 from .keys import request_key, tag_of, template_digest
 
 if TYPE_CHECKING:
@@ -158,6 +159,7 @@ def build(env, *, cache_dir=None, template=None, refresh_lock: bool = False, reb
     engine = Engine()
     index = Index(config.home(cache_dir))
     shared = configured(registry)
+    journal = None
     try:
         base = base_for(spec, engine, on_log)
         spec_key = spec.key
@@ -173,6 +175,10 @@ def build(env, *, cache_dir=None, template=None, refresh_lock: bool = False, reb
                 index.remember_request(requested, image.key)
                 _notify(on_progress, "cache", f"{image.source}: {image.image}")
                 return image
+
+        # Missed: this call may take minutes, so others can follow it (`envbuild ui` reads the journal).
+        journal = BuildJournal.start(index.home, env.name)
+        on_progress, on_log = journal.tee(on_progress, on_log)
 
         # 2. lock
         resolved = lock(spec, python_version=base.python_version, glibc=base.glibc, cache_dir=cache_dir,
@@ -203,8 +209,11 @@ def build(env, *, cache_dir=None, template=None, refresh_lock: bool = False, reb
         index.canonical_put(spec_key, spec.form)  # for `envbuild explain`
         if image.source != "built":
             _notify(on_progress, "cache", f"{image.source}: {image.image}")
+        journal.finish(image)
         return image
     finally:
+        if journal is not None:
+            journal.close()
         index.close()
         engine.close()
 
