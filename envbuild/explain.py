@@ -107,6 +107,30 @@ def _diff_ordered(field: str, left: list, right: list) -> list[Difference]:
     return out
 
 
+def diff_environments(old, new) -> tuple[list[Difference], list[Difference]]:
+    """What `envbuild diff` reports of two Environments: the differences of their canonical forms (why their keys
+    differ), and of their metadata, which never reaches a key but which a reviewer of two versions wants to see."""
+    changes = diff_canonical(old.canonical(), new.canonical())
+    metadata = diff_canonical({"description": old.description, "tags": old.tags},
+                              {"description": new.description, "tags": new.tags})
+    return changes, metadata
+
+
+def diff_locked(old: Iterable, new: Iterable) -> list[Difference]:
+    """Packages added, removed or moved to another version between two locks (lockfile.LockedPackage values),
+    paired by manager and name: `field` is the manager, `item` the package, a and b its versions."""
+    sides: dict[tuple[str, str], list] = {}
+    for side, packages in ((0, old), (1, new)):
+        for package in packages:
+            sides.setdefault((package.manager, package.name), [None, None])[side] = package.version
+    out = []
+    for (manager, name), (a, b) in sorted(sides.items()):
+        if a != b:
+            change = "added" if a is None else "removed" if b is None else "changed"
+            out.append(Difference(manager, change, a, b, item=name))
+    return out
+
+
 def format_differences(differences: list[Difference], label_a: str = "A", label_b: str = "B") -> str:
     """Text for a person: one line per difference, A and B named."""
     if not differences:

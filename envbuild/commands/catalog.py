@@ -262,15 +262,12 @@ def cmd_history(args) -> int:
 def cmd_diff(args) -> int:
     from dataclasses import asdict
 
-    from ..explain import diff_canonical, format_differences
+    from ..explain import diff_environments, format_differences
     from ..references import resolve
 
     old, _ = resolve(args.old, home=args.cache_dir)
     new, _ = resolve(args.new, home=args.cache_dir)
-    changes = diff_canonical(old.canonical(), new.canonical())
-    # Metadata never reaches the key, but a reviewer of two versions wants to see it changed.
-    metadata = diff_canonical({"description": old.description, "tags": old.tags},
-                              {"description": new.description, "tags": new.tags})
+    changes, metadata = diff_environments(old, new)
     if args.json:
         _print_json({"old": args.old, "new": args.new, "old_key": old.key, "new_key": new.key,
                      "same_key": old.key == new.key, "changes": [asdict(d) for d in changes],
