@@ -143,14 +143,21 @@ def cmd_create(args) -> int:
     return 0
 
 
+def curated_rows() -> list[dict]:
+    """What `env list --curated --json` prints (and `envbuild ui` shows): each curated environment's versions."""
+    from .. import curated
+
+    return [{"name": name, "versions": curated.curated_versions(name),
+             "ref": f"curated:{name}:{curated.curated_versions(name)[-1]}",
+             "description": curated.load_curated(f"curated:{name}").description}
+            for name in curated.curated_names()]
+
+
 def cmd_list(args) -> int:
-    from .. import catalog, curated
+    from .. import catalog
 
     if args.curated:
-        rows = [{"name": name, "versions": curated.curated_versions(name),
-                 "ref": f"curated:{name}:{curated.curated_versions(name)[-1]}",
-                 "description": curated.load_curated(f"curated:{name}").description}
-                for name in curated.curated_names()]
+        rows = curated_rows()
         if args.json:
             _print_json(rows)
         else:
