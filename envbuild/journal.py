@@ -32,7 +32,7 @@ class BuildJournal:
         self._finished = False
 
     @classmethod
-    def start(cls, home: str | os.PathLike, name: str | None) -> "BuildJournal":
+    def start(cls, home: str | os.PathLike, name: str | None) -> BuildJournal:
         directory = os.path.join(home, DIRECTORY)
         os.makedirs(directory, exist_ok=True)
         _prune(directory)

@@ -78,7 +78,8 @@ def test_broken_yaml_shows_the_cli_error_and_registers_nothing(tmp_path):
 def test_off_loopback_the_ui_needs_its_token(tmp_path):
     home = tmp_path / "home"
     refused = subprocess.run(command("ui", "--host", "0.0.0.0", "--port", str(free_port()), "--cache-dir",
-                                     str(home)), env=environment(), capture_output=True, text=True, timeout=60)
+                                     str(home)), check=False, env=environment(), capture_output=True, text=True,
+                             timeout=60)
     assert refused.returncode != 0 and "refusing to listen on 0.0.0.0 without a token" in refused.stderr
 
     token = uuid.uuid4().hex
@@ -124,6 +125,7 @@ def test_pasted_yaml_becomes_version_1_and_its_build_streams_to_the_image(engine
             assert built["build_key"] in result.text and "built" in result.text
             browser.save_screenshot(str(tmp_path / "build.png"))
 
+            browser.set_window_size(1280, 2200)  # the whole version page in its screenshot
             browser.get(base + "/env/uitest/1")
             assert "FROM " in wait_for(browser, "#dockerfile").text
             lock = browser.find_element(By.ID, "lock").text
@@ -131,11 +133,12 @@ def test_pasted_yaml_becomes_version_1_and_its_build_streams_to_the_image(engine
             assert built["build_key"] in browser.find_element(By.ID, "images").text
             browser.save_screenshot(str(tmp_path / "version.png"))
 
-            # A build started from the command line on the same home shows up, and can be followed live.
+            # A build started from the command line on the same home shows up on an open page, live.
+            browser.set_window_size(1280, 900)
+            browser.get(base + "/builds")
             spec = write(tmp_path / "cli" / "environment.yml", text)
             process = subprocess.Popen(command("build", str(spec), "--rebuild", "--cache-dir", str(home), "-q"),
                                        env=environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            browser.get(base + "/builds")
             table = wait_for(browser, "#builds", f"process {process.pid}", timeout=120)
             browser.get(_row_link(table, process.pid))
             followed = wait_for(browser, "#image", built["build_key"], timeout=600)

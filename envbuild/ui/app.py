@@ -17,14 +17,20 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, StreamingResponse
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    StreamingResponse,
+)
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from ..commands.cache import ago, human_size
 from ..errors import CatalogError, EnvbuildError
-from . import charts, workspace as data
+from . import charts
+from . import workspace as data
 from .builds import ENDS, Builds
 from .guard import Guard, is_loopback
 from .intake import parse_tags, register_text
@@ -251,6 +257,7 @@ def serve(ws: data.Workspace, *, host: str = "127.0.0.1", port: int = 8765, toke
           open_browser: bool = False, on_ready=None) -> None:
     """Run the UI until interrupted. `on_ready(url)` is called once it answers (the CLI prints the address)."""
     import threading
+
     import uvicorn
 
     check_bind(host, token)

@@ -8,7 +8,9 @@ the command line prints the same facts with `--json`, these call the function th
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import json
 import os
 import tempfile
 import threading
@@ -53,14 +55,20 @@ class Workspace:
     catalog_url: str | None = None
 
     @classmethod
-    def at(cls, cache_dir: str | os.PathLike | None, catalog_url: str | None = None) -> "Workspace":
+    def at(cls, cache_dir: str | os.PathLike | None, catalog_url: str | None = None) -> Workspace:
         return cls(config.home(cache_dir), catalog_url)
 
     def catalog(self) -> catalog.Catalog:
         # One per request: a SQLite connection belongs to the thread that opened it.
         return open_catalog(self.home, self.catalog_url)
 
-    def index(self) -> Index:
+    def index(self):
+        """The home's cache index, opened once per server and shared by its threads (diskcache is thread- and
+        process-safe); opening one costs more than a page's reads of it. A context manager that keeps it open."""
+        return contextlib.nullcontext(self._index)
+
+    @functools.cached_property
+    def _index(self) -> Index:
         return Index(self.home)
 
 
@@ -87,7 +95,9 @@ def image_sizes(ws: Workspace, entries: list[catalog.Entry]) -> dict[str, dict]:
         return {key: found for key in keys if (found := index.get(key)) is not None}
 
 
+@functools.lru_cache(maxsize=1)
 def curated() -> list[dict]:
+    """The curated environments (they ship with envbuild: read once per server)."""
     from ..commands.catalog import curated_rows
 
     return curated_rows()
@@ -177,8 +187,6 @@ def engine_image_sizes() -> dict[str, dict]:
         by_id = {}
         engine = Engine()
         try:
-            import json
-
             status, body = engine.request("GET", "/system/df")
             if status == 200:
                 for image in json.loads(body).get("Images") or []:

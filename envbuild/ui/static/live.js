@@ -1,7 +1,17 @@
 // Follows one build as it runs: its events arrive as server-sent events (the stage messages and the build log,
-// then the image or the error). Shipped with envbuild; nothing is fetched from elsewhere.
+// then the image or the error). On the builds list, reloads it when a build starts or ends anywhere on the home.
+// Shipped with envbuild; nothing is fetched from elsewhere.
 (function () {
   "use strict";
+  var list = document.getElementById("builds-page");
+  if (list) {
+    window.setInterval(function () {
+      fetch("/api/builds").then(function (response) { return response.json(); }).then(function (rows) {
+        var signature = rows.map(function (row) { return row.id + ":" + row.state; }).join(",");
+        if (signature !== list.dataset.signature) { window.location.reload(); }
+      });
+    }, 2000);
+  }
   var page = document.getElementById("build");
   if (!page) { return; }
   var log = document.getElementById("log");
