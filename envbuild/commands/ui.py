@@ -21,7 +21,13 @@ def register(sub) -> None:
 
 
 def cmd_ui(args) -> int:
-    from ..ui.app import serve
+    from ..errors import EnvbuildError
+
+    try:
+        from ..ui.app import serve
+    except ImportError as exc:  # starlette, uvicorn and python-multipart are the `ui` extra
+        raise EnvbuildError(f"envbuild ui needs {exc.name}, which is not installed",
+                            fix="pip install 'envbuild[ui]'") from None
     from ..ui.workspace import Workspace
 
     token = args.token or os.environ.get("ENVBUILD_UI_TOKEN") or None

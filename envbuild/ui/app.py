@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from pathlib import Path
 
@@ -201,7 +202,9 @@ def _templates(ws: data.Workspace) -> Jinja2Templates:
                                      undefined=jinja2.StrictUndefined)
     environment.filters.update(size=lambda n: "-" if n is None else human_size(n), ago=ago,
                                when=lambda t: time.strftime("%Y-%m-%d %H:%M", time.gmtime(t)) if t else "-")
-    environment.globals.update(home=str(ws.home),
+    user_home = os.path.expanduser("~")
+    shown_home = "~" + str(ws.home)[len(user_home):] if str(ws.home).startswith(user_home + "/") else str(ws.home)
+    environment.globals.update(home=shown_home,
                                catalog=data.catalog_label(ws.catalog_url) if ws.catalog_url else "home catalog")
     return Jinja2Templates(env=environment)
 

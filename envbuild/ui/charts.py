@@ -12,8 +12,9 @@ import time
 from dataclasses import dataclass
 from html import escape
 
-WIDTH, HEIGHT, MARGIN = 720, 180, 36
+WIDTH, HEIGHT, MARGIN = 720, 190, 36
 MAX_BARS = 48
+MIN_SLOTS = 12  # a short history is drawn as narrow bars, not one bar across the chart
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ def hits_and_misses(data: list[Period]) -> str:
     if not data:
         return _empty("no requests recorded yet")
     top = max(p.hits + p.misses for p in data) or 1
-    bar = (WIDTH - 2 * MARGIN) / len(data)
+    bar = (WIDTH - 2 * MARGIN) / max(len(data), MIN_SLOTS)
     parts = []
     for i, p in enumerate(data):
         x = MARGIN + i * bar
@@ -64,7 +65,8 @@ def hits_and_misses(data: list[Period]) -> str:
                      f'height="{miss_h:.1f}"/>'
                      f'<rect class="hit" x="{x + 1:.1f}" y="{base - miss_h - hit_h:.1f}" width="{bar - 2:.1f}" '
                      f'height="{hit_h:.1f}"/></g>')
-    return _frame("hits and misses", data, top, "".join(parts), legend=[("hit", "hits"), ("miss", "misses")])
+    return _frame("hits and misses", data, top, "".join(parts), MARGIN + (len(data) - 0.5) * bar,
+                  legend=[("hit", "hits"), ("miss", "misses")])
 
 
 def seconds_saved(data: list[Period]) -> str:
@@ -76,7 +78,7 @@ def seconds_saved(data: list[Period]) -> str:
         running += p.seconds_saved
         totals.append(running)
     top = max(totals) or 1.0
-    step = (WIDTH - 2 * MARGIN) / max(len(data) - 1, 1)
+    step = (WIDTH - 2 * MARGIN) / max(len(data) - 1, MIN_SLOTS - 1)
     points = " ".join(f"{MARGIN + i * step:.1f},{HEIGHT - MARGIN - (HEIGHT - 2 * MARGIN) * v / top:.1f}"
                       for i, v in enumerate(totals))
     marks = "".join(f'<circle class="saved" cx="{MARGIN + i * step:.1f}" '
@@ -84,17 +86,17 @@ def seconds_saved(data: list[Period]) -> str:
                     f'<title>{escape(_when(p.start))}: {v:.0f}s saved so far</title></circle>'
                     for i, (p, v) in enumerate(zip(data, totals)))
     body = f'<polyline class="saved" fill="none" points="{points}"/>{marks}'
-    return _frame("seconds saved (cumulative)", data, top, body, unit="s")
+    return _frame("seconds saved (cumulative)", data, top, body, MARGIN + (len(data) - 1) * step, unit="s")
 
 
-def _frame(title: str, data: list[Period], top: float, body: str, *, unit: str = "",
+def _frame(title: str, data: list[Period], top: float, body: str, last_x: float, *, unit: str = "",
            legend: list[tuple[str, str]] = ()) -> str:
     axis = (f'<line class="axis" x1="{MARGIN}" y1="{HEIGHT - MARGIN}" x2="{WIDTH - MARGIN}" y2="{HEIGHT - MARGIN}"/>'
             f'<text class="tick" x="{MARGIN - 4}" y="{MARGIN + 4}" text-anchor="end">{top:.0f}{unit}</text>'
             f'<text class="tick" x="{MARGIN - 4}" y="{HEIGHT - MARGIN}" text-anchor="end">0</text>'
             f'<text class="tick" x="{MARGIN}" y="{HEIGHT - MARGIN + 14}">{escape(_when(data[0].start))}</text>'
-            f'<text class="tick" x="{WIDTH - MARGIN}" y="{HEIGHT - MARGIN + 14}" text-anchor="end">'
-            f'{escape(_when(data[-1].start))}</text>')
+            + (f'<text class="tick" x="{last_x:.1f}" y="{HEIGHT - MARGIN + 28}" text-anchor="middle">'
+             f'{escape(_when(data[-1].start))}</text>' if len(data) > 1 else ''))
     keys = "".join(f'<rect class="{css}" x="{WIDTH - MARGIN - 150 + i * 75}" y="8" width="10" height="10"/>'
                    f'<text class="tick" x="{WIDTH - MARGIN - 136 + i * 75}" y="17">{escape(label)}</text>'
                    for i, (css, label) in enumerate(legend))
