@@ -87,7 +87,7 @@ def create_app(ws: data.Workspace, *, token: str | None = None, loopback: bool =
     def diff(request: Request):
         old, new = request.query_params.get("old", ""), request.query_params.get("new", "")
         result = data.diff(ws, old, new) if old and new else None
-        refs = [f"{e.name}:{v.version}" for e in data.environments(ws) for v in _versions(ws, e.name)]
+        refs = [e.ref for e in data.environments(ws)]  # the latest of each name; any NAME:VERSION is accepted
         return page(request, "diff.html", old=old, new=new, result=result, refs=refs,
                     curated=[row["ref"] for row in data.curated()])
 
@@ -226,11 +226,6 @@ async def _stream(request: Request, build, offset: int):
             quiet = 0.0
             yield ": keep-alive\n\n"
         await asyncio.sleep(POLL_SECONDS)
-
-
-def _versions(ws: data.Workspace, name: str):
-    with ws.catalog() as cat:
-        return cat.list(name)
 
 
 def _number(text: str) -> int | str | None:
