@@ -118,11 +118,29 @@ def _installer_base(spec, engine: Engine, on_log=None) -> str | None:
     return resolve_base(DEFAULT_BASE, engine, on_log=on_log).from_ref
 
 
+def lock_python(spec, base, python_version: str | None) -> str | None:
+    """The Python a build locks pip packages for: the base image's, or `python_version` (`--python`), which a
+    pip-only environment installs into the base's own Python, so the base must have it. (A conda environment gets
+    its Python from conda: `--python` pins it there, see commands.with_python.)"""
+    if python_version and spec.pip and not spec.conda and not spec.lock_file and base.python_version \
+            and base.python_version.split(".")[:2] != str(python_version).split(".")[:2]:
+        from .errors import SpecError
+
+        raise SpecError(f"--python {python_version}: the pip packages are installed into the base image's Python, "
+                        f"and {base.ref} has Python {base.python_version}", where=spec.origin,
+                        fix=f"start from an image with Python {python_version} (--base-image IMAGE), or let conda "
+                            f"bring it: list `python={python_version}` and the pip packages in an environment.yml "
+                            "with a channel")
+    return python_version or base.python_version
+
+
 def render(env, *, cache_dir=None, template=None, refresh_lock: bool = False, gpu: bool | None = None,
-           cuda: str | None = None, buildkit: bool = True, on_progress=None, on_log=None):
+           cuda: str | None = None, buildkit: bool = True, python_version: str | None = None, on_progress=None,
+           on_log=None):
     """The BuildPlan for `env` on its base image (locks first, from the lock cache when it can).
 
-    `gpu`/`cuda` ask for a GPU stack (see envbuild.gpu); `buildkit=False` renders for the classic builder.
+    `gpu`/`cuda` ask for a GPU stack (see envbuild.gpu); `buildkit=False` renders for the classic builder;
+    `python_version` the Python of pip-only environments (see lock_python).
     """
     from .keys import canonical_spec
     from .renderer import render as render_plan
@@ -134,19 +152,20 @@ def render(env, *, cache_dir=None, template=None, refresh_lock: bool = False, gp
     spec = canonical_spec(env)
     engine = Engine()
     base = base_for(spec, engine, on_log)
-    resolved = lock(spec, python_version=base.python_version, glibc=base.glibc, cache_dir=cache_dir,
-                    refresh=refresh_lock, on_progress=on_progress)
+    resolved = lock(spec, python_version=lock_python(spec, base, python_version), glibc=base.glibc,
+                    cache_dir=cache_dir, refresh=refresh_lock, on_progress=on_progress)
     return render_plan(spec, resolved, base, template=template, installer_from=_installer_base(spec, engine, on_log),
                        buildkit=buildkit)
 
 
 def build(env, *, cache_dir=None, template=None, refresh_lock: bool = False, rebuild: bool = False,
-          registry: str | None = None, builder: str | None = None, on_progress: ProgressCallback | None = None,
-          on_log: Callable[[str], None] | None = None) -> Image:
+          registry: str | None = None, builder: str | None = None, python_version: str | None = None,
+          on_progress: ProgressCallback | None = None, on_log: Callable[[str], None] | None = None) -> Image:
     """Build `env` into an image, or return the image already built for an equivalent environment.
 
     `registry` (``HOST/REPO``, default ENVBUILD_REGISTRY) is the shared cache: looked up before building, pushed
-    to after. `builder` forces buildx | buildkit | classic (default: the best one found). `rebuild` skips every
+    to after. `builder` forces buildx | buildkit | classic (default: the best one found). `python_version`: the
+    Python of a pip-only environment (see lock_python). `rebuild` skips every
     cache (index, engine, registry) but the engine's layer cache; `refresh_lock` skips the request lookup.
     """
     from .builder import find_builder
@@ -162,10 +181,13 @@ def build(env, *, cache_dir=None, template=None, refresh_lock: bool = False, reb
     journal = None
     try:
         base = base_for(spec, engine, on_log)
+        python = lock_python(spec, base, python_version)
         spec_key = spec.key
         local_channels = [c for c in spec.channels if c.startswith("file://")]
-        requested = request_key(spec_key, base.id, template_digest(template), local_channels, spec.platform)
-        remember_file(index, env, spec_key, base.ref, local_channels, spec.platform)
+        template_hash = template_digest(template)
+        requested = request_key(spec_key, base.id, template_hash, local_channels, spec.platform)
+        remember_file(index, env, spec_key, base, requested=requested, template=template_hash,
+                      local_channels=local_channels, platform=spec.platform)
         pull = RegistryFinder(index, engine, shared, started, on_progress, on_log)
 
         # 1. look up: the request, before locking
@@ -181,7 +203,7 @@ def build(env, *, cache_dir=None, template=None, refresh_lock: bool = False, reb
         on_progress, on_log = journal.tee(on_progress, on_log)
 
         # 2. lock
-        resolved = lock(spec, python_version=base.python_version, glibc=base.glibc, cache_dir=cache_dir,
+        resolved = lock(spec, python_version=python, glibc=base.glibc, cache_dir=cache_dir,
                         refresh=refresh_lock, on_progress=on_progress)
 
         # 3. render

@@ -248,35 +248,48 @@ class Index:
 class IndexReader:
     """A read-only view of the index for the cache-hit path: one read-only SQLite connection on diskcache's file,
     without importing diskcache. It reads the two storage modes the hit path's small records use (diskcache's
-    "raw" for strings, "pickle" stored inline for dicts) and raises LookupError on anything else, so the caller
-    takes the full path. Raises sqlite3.Error (or OSError) when there is no index to read."""
+    "raw" for strings, "pickle" stored inline for dicts). Raises FileNotFoundError when there is no index, and
+    LookupError for anything it cannot read (a record stored otherwise, a database error), so the caller takes the
+    full path.
+
+    Through `_sqlite3` and `_pickle`, the C modules behind sqlite3 and pickle (the same connect and loads): the
+    packages around them import datetime, re and struct, milliseconds that benchmark P2 measures on every hit.
+    """
 
     _MODE_RAW, _MODE_PICKLE = 1, 4  # diskcache.core.MODE_RAW / MODE_PICKLE
 
     def __init__(self, home: str | os.PathLike):
-        import sqlite3
+        import _sqlite3
 
         path = os.path.join(home, "index", "cache.db")  # os.path, not pathlib: pathlib costs the hit path ms
         if not os.path.exists(path):
             raise FileNotFoundError(path)
         self.home = home
-        self._connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, timeout=10)
+        try:
+            self._connection = _sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, timeout=10)
+        except _sqlite3.Error as exc:
+            raise LookupError(f"index {path} is not readable: {exc}") from exc
 
     def close(self) -> None:
         self._connection.close()
 
     def _get(self, key: str):
-        row = self._connection.execute("SELECT mode, filename, value FROM Cache WHERE key = ? AND raw = 1",
-                                       (key,)).fetchone()
+        import _sqlite3
+
+        try:
+            row = self._connection.execute("SELECT mode, filename, value FROM Cache WHERE key = ? AND raw = 1",
+                                           (key,)).fetchone()
+        except _sqlite3.Error as exc:
+            raise LookupError(f"index record {key} is not readable: {exc}") from exc
         if row is None:
             return None
         mode, filename, value = row
         if mode == self._MODE_RAW and filename is None:
             return value
         if mode == self._MODE_PICKLE and filename is None and value is not None:
-            import pickle
+            import _pickle
 
-            return pickle.loads(value)
+            return _pickle.loads(value)
         raise LookupError(f"index record {key} is stored in a way the fast path does not read")
 
     def get(self, build_key: str) -> dict | None:

@@ -107,10 +107,18 @@ def _diff_ordered(field: str, left: list, right: list) -> list[Difference]:
     return out
 
 
-def diff_environments(old, new) -> tuple[list[Difference], list[Difference]]:
-    """What `envbuild diff` reports of two Environments: the differences of their canonical forms (why their keys
-    differ), and of their metadata, which never reaches a key but which a reviewer of two versions wants to see."""
-    changes = diff_canonical(old.canonical(), new.canonical())
+def compared_form(env, entry=None) -> tuple[dict, str]:
+    """The canonical form and key `envbuild diff` compares for `env`: a catalog version's own, as registered
+    (`entry.canonical`, whatever its files have become since), else the environment's as it is now."""
+    if entry is not None and entry.canonical is not None:
+        return entry.canonical, entry.key
+    return env.canonical(), env.key
+
+
+def diff_environments(old, new, old_form: dict, new_form: dict) -> tuple[list[Difference], list[Difference]]:
+    """What `envbuild diff` reports of two Environments: the differences of their canonical forms (`compared_form`:
+    why their keys differ), and of their metadata, which never reaches a key but which a reviewer wants to see."""
+    changes = diff_canonical(old_form, new_form)
     metadata = diff_canonical({"description": old.description, "tags": old.tags},
                               {"description": new.description, "tags": new.tags})
     return changes, metadata

@@ -9,6 +9,8 @@ parsed package records, before the first key:
 * a pin whose builds need another CUDA than the one asked for is an error that names the CUDA it needs;
 * with no CUDA asked for, the newest stack consistent with every pin is taken;
 * a conda `cuda-version` pin asks for its CUDA like docker.cuda does, and the two must agree.
+* a pin of one CUDA build (`torch==2.5.1+cu121`) asks for that CUDA the same way; `+cpu` in a GPU
+  environment, or a CUDA the matrix lacks, is refused at the pin's line.
 
 Where the stack comes from (`source`):
 * "pypi": envbuild's GPU base image, built from dockerfiles/gpu.Dockerfile with the nvidia-*-cu12 wheels
@@ -27,7 +29,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from .errors import SpecError
 
@@ -101,9 +103,11 @@ def _pep440(conda_version: str) -> str | None:
     return ",".join(parts)
 
 
-def select_stack(*, gpu: bool, cuda: str | None, conda: Sequence = (), pip: Sequence = ()) -> GpuStack | None:
+def select_stack(*, gpu: bool, cuda: str | None, conda: Sequence = (), pip: Sequence = (),
+                 where: Callable[[str], str | None] = lambda name: None) -> GpuStack | None:
     """The GPU stack an environment gets (None for a CPU one): `gpu`/`cuda` as docker.gpu/cuda say, `conda` and
-    `pip` its package records. Raises SpecError for inconsistent requests."""
+    `pip` its package records; `where(name)` is the file:line of the pip package `name` (for messages). Raises
+    SpecError for inconsistent requests."""
     if not (gpu or cuda):
         return None
     from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -117,6 +121,8 @@ def select_stack(*, gpu: bool, cuda: str | None, conda: Sequence = (), pip: Sequ
         raise SpecError(f"the conda dependencies pin cuda-version {from_conda} but docker.cuda is {asked}",
                         fix=f"make them agree: set docker.cuda to {from_conda} or change the cuda-version pin")
     asked = asked or from_conda
+    for record, build in local_builds(pip):
+        asked = _check_local_build(record, build, asked, known, where(record.name))
     candidates = [s for s in known if asked is None or _same_minor(s.cuda, str(asked))]
     if not candidates:
         raise SpecError(f"CUDA {asked} is not in envbuild's GPU matrix",
@@ -140,6 +146,44 @@ def select_stack(*, gpu: bool, cuda: str | None, conda: Sequence = (), pip: Sequ
             )
         candidates = fitting
     return candidates[-1]
+
+
+def local_builds(pip: Sequence) -> list[tuple]:
+    """(record, local version) of every framework pin to one build (`torch==2.5.1+cu121`, `+cpu`): the wheel
+    indexes of PyTorch name the CUDA a wheel is built for in its local version, as pip users pin it."""
+    out = []
+    for record in pip:
+        if FRAMEWORK_NAMES.get(record.name):
+            found = re.search(r"==\s*[\w.!]+\+([A-Za-z0-9.]+)", record.constraint)
+            if found:
+                out.append((record, found.group(1).lower()))
+    return out
+
+
+def _check_local_build(record, build: str, asked: str | None, known: Sequence[GpuStack], where: str | None) -> str:
+    """The CUDA a `+cuXYZ` pin needs (cu121 → 12.1), checked against the CUDA asked for and the matrix; a `+cpu`
+    build in a GPU environment is refused."""
+    version = record.constraint.split("==", 1)[1].split("+", 1)[0].strip()
+    builds = ", ".join(f"+cu{s.cuda.replace('.', '')}" for s in known)
+    if build == "cpu":
+        raise SpecError(f"{record.spelling} is the CPU build of {record.name}, in a GPU environment", where=where,
+                        fix=f"pin one of its CUDA builds ({builds}, from https://download.pytorch.org/whl/cuXYZ), "
+                            "or build for the CPU (docker.gpu false)")
+    digits = re.fullmatch(r"cu(\d)(\d)|cu(\d\d)(\d)", build)
+    if not digits:
+        return asked
+    needs = ".".join(d for d in digits.groups() if d)
+    in_matrix = any(_same_minor(s.cuda, needs) for s in known)
+    if asked is not None and not _same_minor(needs, str(asked)):
+        instead = f"ask for CUDA {needs} (docker.cuda {needs} or --cuda {needs}), or " if in_matrix else ""
+        raise SpecError(f"{record.spelling} is built for CUDA {needs}, not CUDA {asked}", where=where,
+                        fix=f"{instead}pin the build for CUDA {asked}: "
+                            f"{record.name}=={version}+cu{''.join(str(asked).split('.')[:2])}")
+    if not in_matrix:
+        raise SpecError(f"{record.spelling} is built for CUDA {needs}, which is not in envbuild's GPU matrix",
+                        where=where, fix=f"pin a build of {record.name} {version} for a CUDA envbuild has ({builds}),"
+                                         " or ask for one with docker.cuda / --cuda")
+    return needs
 
 
 def conda_cuda_version(conda: Sequence) -> str | None:

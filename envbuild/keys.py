@@ -10,23 +10,24 @@ Every key recipe is a function here whose docstring lists what enters it: `spec_
 `file_memo_key`, `template_digest`, `lock_request_key`, `lock_key`, `lock_set_key`, `build_plan_key`,
 `user_base_key`.
 
-This module is imported on the cache-hit path: parsers (packaging, rattler, yaml, dataclasses' users) are
-imported inside the functions that need them.
+This module is imported on the cache-hit path, and benchmark P2 measures every import of a hit: what the hit
+uses (`digest`, `file_memo_key`, `template_digest`) needs only os and xxhash, so every other import (json,
+hashlib, pathlib, typing, channels, and the parsers: packaging, rattler, yaml) is inside the functions that need it.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import posixpath
-from pathlib import Path
-from typing import NamedTuple
+from collections import namedtuple  # not typing.NamedTuple: `typing` costs the hit path milliseconds
 
 import xxhash
 
-from .channels import channel_identity, channel_url, expand_channel, keyed_channel
 from .errors import SpecError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from pathlib import Path
 
 # Bump when the canonical form or hashing changes: every key starts with it.
 KEY_FORMAT = "v1"
@@ -43,6 +44,8 @@ def digest(data: bytes | str) -> str:
 
 def key_of(value) -> str:
     """Versioned key of any JSON-serializable value (sorted keys, no whitespace)."""
+    import json
+
     return f"{KEY_FORMAT}:{digest(json.dumps(value, sort_keys=True, separators=(',', ':')))}"
 
 
@@ -55,40 +58,44 @@ def tag_of(key: str) -> str:
 # Environment → CanonicalSpec
 
 
-class CanonicalSpec(NamedTuple):
+class CanonicalSpec(namedtuple("CanonicalSpec", [
+    "platform",  # str
+    "channels",  # tuple[str, ...]: in priority order, as keyed: public, local directories as file:// URLs
+    "conda",  # tuple[packages.PackageRecord, ...]: sorted by name, then spelling
+    "pip",  # tuple[packages.PackageRecord, ...]: sorted by spelling
+    "pip_options",  # tuple[str, ...]: in priority order, without credentials
+    "user_managed",  # bool
+    "variables",  # tuple[tuple[str, str], ...]: sorted by name
+    "lock_file",  # str | None: a conda-lock.yml installed as it is
+    "lock_categories",  # tuple[str, ...]: the categories of lock_file installed (main, and extras chosen)
+    "base_image",  # str | None: as written: what the engine is asked for
+    "base_dockerfile",  # str | None: the text of the user's Dockerfile
+    "build_context",  # str | None: the user's build context directory, and its Dockerfile in it
+    "dockerfile_path",  # str
+    "build_context_digest",  # str | None: keys.directory_digest of build_context
+    "gpu",  # gpu.GpuStack | None: the GPU stack decided for it (None: CPU)
+    "gpu_source",  # str | None: where the GPU libraries come from: "conda" (the lock) or "pypi" (envbuild's base)
+    "form",  # dict
+    "key",  # str
+    "solver_channels",  # tuple[str, ...]: the channels' URLs as the solver reaches them
+    "solver_pip_options",  # tuple[str, ...]
+    "origin",  # str | None: the spec file, for messages
+    "name",  # str
+    "version",  # str | None
+    "description",  # str | None
+    "origins",  # tuple[tuple[str, str, str], ...]: (manager, canonical name, "file:line") of each listed package
+])):
     """Everything in an environment that changes the image it builds, parsed and decided once; `form` is its
     JSON (what `key` hashes, what `envbuild spec canonical` prints, what `explain` compares). Never mutate
     `form`: it is the key's.
 
     The fields after `key` do not enter it: what the solver needs as written (credentials, for private
     channels and indexes: keep them out of messages), where the spec came from (for messages), and what people
-    call it (labels). Immutable; a NamedTuple rather than a dataclass because this module is imported on the
-    cache-hit path, where `dataclasses` costs milliseconds of imports.
+    call it (labels). Immutable; a named tuple, not a dataclass nor a typing.NamedTuple, because this module is
+    imported on the cache-hit path, where `dataclasses` and `typing` cost milliseconds of imports.
     """
 
-    platform: str
-    channels: tuple[str, ...]  # in priority order, as keyed: public, local directories as file:// URLs
-    conda: tuple[PackageRecord, ...]  # sorted by name, then spelling
-    pip: tuple[PackageRecord, ...]  # sorted by spelling
-    pip_options: tuple[str, ...]  # in priority order, without credentials
-    user_managed: bool
-    variables: tuple[tuple[str, str], ...]  # sorted by name
-    lock_file: str | None  # a conda-lock.yml installed as it is
-    base_image: str | None  # as written: what the engine is asked for
-    base_dockerfile: str | None  # the text of the user's Dockerfile
-    build_context: str | None  # the user's build context directory, and its Dockerfile in it
-    dockerfile_path: str
-    build_context_digest: str | None  # keys.directory_digest of build_context
-    gpu: object | None  # the gpu.GpuStack decided for it (None: CPU)
-    gpu_source: str | None  # where the GPU libraries come from: "conda" (the lock) or "pypi" (envbuild's base)
-    form: dict
-    key: str
-    solver_channels: tuple[str, ...]  # the channels' URLs as the solver reaches them
-    solver_pip_options: tuple[str, ...]
-    origin: str | None  # the spec file, for messages
-    name: str
-    version: str | None
-    description: str | None
+    __slots__ = ()
 
     def __repr__(self) -> str:  # the solver's fields hold credentials: never print them
         return f"CanonicalSpec(key={self.key!r}, name={self.name!r})"
@@ -97,18 +104,27 @@ class CanonicalSpec(NamedTuple):
     def cuda(self) -> str | None:
         return self.gpu.cuda if self.gpu is not None else None
 
+    def origin_of(self, manager: str, name: str) -> str | None:
+        """Where (file:line) the package `name` of `manager` is listed, for messages about it; else the spec file."""
+        found = next((where for m, n, where in self.origins if m == manager and n == name), None)
+        return found or self.origin
+
 
 def canonical_spec(env) -> CanonicalSpec:
     """The CanonicalSpec of an Environment (a CanonicalSpec is returned as it is).
 
     What enters the key: the platform; the channels (priority order, no credentials, `./chan` by where it is);
     conda and pip packages (canonical spellings, sorted); pip options (order kept, no credentials);
-    user_managed; the environment variables; what a given lock file installs; the base (reference normalized,
-    the user Dockerfile's digest, the build context's content); and the GPU stack's CUDA, chosen here from
+    user_managed (which leaves packages, channels and pip options out: they are not installed); the environment
+    variables; what a given lock file installs (its categories chosen); the base (reference normalized, the user
+    Dockerfile's digest, the build context's content); and the GPU stack's CUDA, chosen here from
     docker.gpu/cuda and the framework pins when none is given (gpu.select_stack).
     """
     if isinstance(env, CanonicalSpec):
         return env
+    from pathlib import Path
+
+    from .channels import channel_url, expand_channel, keyed_channel
     from .gpu import select_stack, source_of
     from .packages import canonical_pip_option, conda_package, pip_package
     from .platforms import normalize_platform
@@ -121,7 +137,23 @@ def canonical_spec(env) -> CanonicalSpec:
     pip = {r.spelling: r for r in (pip_package(r, deps.origins.get(r)) for r in deps.pip_packages)}
     conda_records = tuple(sorted(conda.values(), key=lambda r: (r.name, r.spelling)))
     pip_records = tuple(sorted(pip.values(), key=lambda r: r.spelling))
-    stack = select_stack(gpu=bool(docker.gpu), cuda=docker.cuda, conda=conda_records, pip=pip_records)
+    user_managed = bool(env.python.user_managed_dependencies)
+    if user_managed:
+        # Azure ML installs nothing for a user-managed environment: what is listed is not installed, so it is
+        # neither solved nor keyed (the same image whoever listed what), and the user is told.
+        if conda or pip:
+            _warn_once(f"{env.source_files[0] if env.source_files else env.name}: user_managed_dependencies is true: "
+                       f"the {len(conda) + len(pip)} packages listed are not installed (the base image's own are "
+                       "used); set it to false to install them")
+        conda_records, pip_records, expanded, pip_options = (), (), [], []
+    else:
+        pip_options = deps.pip_options
+    origins = tuple((manager, parse(s).name, str(deps.origins[s]))
+                    for manager, parse, listed in (("conda", conda_package, deps.conda_packages),
+                                                   ("pip", pip_package, deps.pip_packages))
+                    for s in listed if deps.origins.get(s))
+    stack = select_stack(gpu=bool(docker.gpu), cuda=docker.cuda, conda=conda_records, pip=pip_records,
+                         where=lambda name: next((w for m, n, w in origins if m == "pip" and n == name), None))
     dockerfile_text = docker.base_dockerfile_text() if docker.base_dockerfile else None
     context_digest = (directory_digest(docker.build_context, posixpath.normpath(docker.dockerfile_path))
                       if docker.build_context else None)
@@ -129,10 +161,11 @@ def canonical_spec(env) -> CanonicalSpec:
         platform=normalize_platform(docker.platform),
         channels=tuple(_dedupe([keyed_channel(url, beside) for url in expanded])),
         conda=conda_records, pip=pip_records,
-        pip_options=tuple(_dedupe([canonical_pip_option(o) for o in deps.pip_options])),
-        user_managed=env.python.user_managed_dependencies,
+        pip_options=tuple(_dedupe([canonical_pip_option(o) for o in pip_options])),
+        user_managed=user_managed,
         variables=tuple((str(k), str(v)) for k, v in sorted(env.environment_variables.items())),
         lock_file=env.lock_file or None,
+        lock_categories=tuple(dict.fromkeys(["main", *env.lock_categories])),
         base_image=docker.base_image, base_dockerfile=dockerfile_text, build_context=docker.build_context,
         dockerfile_path=docker.dockerfile_path, build_context_digest=context_digest,
         gpu=stack, gpu_source=source_of(conda_records) if stack is not None else None,
@@ -147,7 +180,8 @@ def canonical_spec(env) -> CanonicalSpec:
         "pip_options": list(spec["pip_options"]),
         "user_managed": spec["user_managed"],
         "variables": dict(spec["variables"]),
-        "lock_file": lock_file_digest(env.lock_file, docker.platform) if env.lock_file else None,
+        "lock_file": lock_file_digest(env.lock_file, docker.platform, spec["lock_categories"])
+        if env.lock_file else None,
         "docker": {
             "base_image": normalize_image_reference(docker.base_image) if docker.base_image else None,
             "base_dockerfile": digest(dockerfile_text) if dockerfile_text is not None else None,
@@ -160,10 +194,23 @@ def canonical_spec(env) -> CanonicalSpec:
     return CanonicalSpec(
         **spec, form=form, key=spec_key(form),
         solver_channels=tuple(channel_url(c, beside) for c in expanded),
-        solver_pip_options=tuple(_dedupe([canonical_pip_option(o, keep_credentials=True) for o in deps.pip_options])),
+        solver_pip_options=tuple(_dedupe([canonical_pip_option(o, keep_credentials=True) for o in pip_options])),
         origin=env.source_files[0] if env.source_files else None,
         name=env.name, version=None if env.version is None else str(env.version), description=env.description,
+        origins=origins,
     )
+
+
+def _warn_once(message: str) -> None:
+    """A warning about a spec, once per process however often its key is computed."""
+    if message not in _warned:
+        import logging
+
+        _warned.add(message)
+        logging.getLogger(__name__).warning("%s", message)
+
+
+_warned: set[str] = set()
 
 
 def _dedupe(items: list[str]) -> list[str]:
@@ -217,19 +264,32 @@ def request_key(spec_key: str, base_id: str, template_digest: str | None, local_
     (re-indexing one must not serve the image of its old packages)."""
     value = {"spec": spec_key, "base": base_id, "template": template_digest}
     if local_channels:
+        from .channels import channel_identity
+
         value["channels"] = [channel_identity(url, [platform]) for url in local_channels]
     return key_of(value)
 
 
 def template_digest(template) -> str | None:
     """The user template's bytes (None: envbuild's own, which TEMPLATE_VERSION stands for)."""
-    return digest(Path(template).read_bytes()) if template else None
+    if not template:
+        return None
+    with open(template, "rb") as file:
+        return digest(file.read())
 
 
-def file_memo_key(file: Path, base_image: str | None) -> str:
-    """What the byte-for-byte fast path remembers a spec file by: its absolute path, its bytes and the
-    `--base-image` override (the same bytes on another base are another environment)."""
-    return key_of({"path": str(file.resolve()), "bytes": digest(file.read_bytes()), "base": base_image})
+def file_memo_key(file: str | os.PathLike, base_image: str | None) -> str:
+    """What the byte-for-byte fast path remembers a spec file by: its absolute path (symlinks resolved), its bytes
+    and the `--base-image` override (the same bytes on another base are another environment).
+
+    Computed on every cache hit, so not through `key_of`: its json would cost the hit milliseconds of imports.
+    The three fields are joined by NUL, which neither a path nor an image reference can hold; no override and an
+    empty one (which the CLI ignores) are the same memo.
+    """
+    with open(file, "rb") as spec:
+        content = digest(spec.read())
+    fields = "\0".join((os.path.realpath(file), content, base_image or ""))
+    return f"{KEY_FORMAT}:{digest(fields)}"
 
 
 def lock_request_key(spec: CanonicalSpec, platforms: list[str], *, python_version: str | None = None,
@@ -243,6 +303,10 @@ def lock_request_key(spec: CanonicalSpec, platforms: list[str], *, python_versio
     (asking it for an ETag would cost a round trip on every hit): a lock stays put until `--refresh`, and
     `--exclude-newer` makes a remote solve repeatable anyway.
     """
+    from pathlib import Path
+
+    from .channels import channel_identity
+
     return key_of({
         "spec": spec.key,
         "lock_file": digest(Path(spec.lock_file).read_bytes()) if spec.lock_file else None,
@@ -260,9 +324,10 @@ _SOLVE_VARIABLES = {"CONDA_OVERRIDE_CUDA", "CONDA_OVERRIDE_GLIBC", "CONDA_OVERRI
 
 
 def lock_key(packages) -> str:
-    """The lock key: manager, URL (without fragment) and sha256 of every package, sorted. Only what gets
-    installed: two specs that resolve to the same packages share one image."""
-    return key_of(sorted([p.manager, p.url.split("#")[0], p.sha256] for p in packages))
+    """The lock key: manager, URL (without fragment) and sha256 of every package (its md5, for an older lock
+    file that has no sha256), sorted. Only what gets installed: two specs that resolve to the same packages share
+    one image."""
+    return key_of(sorted([p.manager, p.url.split("#")[0], p.sha256 or f"md5:{p.md5 or ''}"] for p in packages))
 
 
 def lock_set_key(locks) -> str:
@@ -294,6 +359,9 @@ def directory_digest(path: str | Path, dockerfile_path: str = "Dockerfile") -> s
     """Content digest of a build context: every file's relative path, executable bit and bytes, and every
     directory (COPY creates empty ones too), in sorted order; what .dockerignore keeps out of the build (a .git
     directory, caches) does not count."""
+    import hashlib
+    from pathlib import Path
+
     root = Path(path)
     if not root.is_dir():
         raise SpecError(f"build context {root} is not a directory", fix="point docker.build_context at a directory")
@@ -314,6 +382,8 @@ def context_entries(root: Path, dockerfile_path: str) -> list[str]:
     ignore = root / ".dockerignore"
     if not ignore.is_file():
         return [p.relative_to(root).as_posix() for p in root.rglob("*")]
+    from pathlib import Path
+
     from docker.utils.build import exclude_paths  # the docker SDK's implementation of .dockerignore rules
 
     patterns = [line.strip() for line in ignore.read_text(encoding="utf-8").splitlines()
@@ -321,12 +391,21 @@ def context_entries(root: Path, dockerfile_path: str) -> list[str]:
     return [Path(p).as_posix() for p in exclude_paths(str(root), patterns, dockerfile=dockerfile_path)]
 
 
-def lock_file_digest(path: str | Path, platform: str) -> str:
-    """Digest of what a conda-lock file installs on `platform`: each package's manager, name, url, hash, category.
+def lock_file_digest(path: str | Path, platform: str, categories=("main",)) -> str:
+    """Digest of what a conda-lock file lists for `platform`: each package's manager, name, url, hash, category;
+    with extras chosen (`categories` beyond main), of those categories' packages and the categories' names.
 
     Comments, ordering, metadata and other platforms' packages do not change the image, so they do not count.
+    Without extras every category's packages count, as they did when the v1 keys were recorded: a change of dev
+    packages then costs a rebuild it need not, but no v1 key moves.
     """
+    import json
+    from pathlib import Path
+
     from .lockfile import lock_file_packages
 
-    packages = lock_file_packages(Path(path), platform)
-    return digest(json.dumps(packages, sort_keys=True, separators=(",", ":")))
+    if tuple(categories) == ("main",):
+        value = lock_file_packages(Path(path), platform, categories=None)
+    else:
+        value = {"categories": sorted(categories), "packages": lock_file_packages(Path(path), platform, categories)}
+    return digest(json.dumps(value, sort_keys=True, separators=(",", ":")))

@@ -21,6 +21,8 @@ from .channels import normalize_channel, public_url
 from .errors import SpecError
 
 FIX = "regenerate it with `conda-lock lock` or `envbuild lock`"
+# The categories of a conda-lock file installed by default, as `conda-lock install` does without --dev/--extras.
+MAIN = ("main",)
 
 
 @dataclass(frozen=True)
@@ -165,9 +167,18 @@ def lock_metadata(path: Path) -> dict:
     return data["metadata"]
 
 
-def lock_file_packages(path: Path, platform: str) -> list[list[str]]:
-    """[manager, name, url, hash, category] of every package a conda-lock file lists for `platform`, sorted:
-    what installing it on `platform` takes (the spec key of a lock file is made of these rows)."""
+def lock_file_packages(path: Path, platform: str, categories=MAIN) -> list[list[str]]:
+    """[manager, name, url, hash, category] of every package a conda-lock file lists for `platform` in one of
+    `categories` (None: all), sorted: what installing it on `platform` takes (the spec key of a lock file is made
+    of these rows)."""
+    rows = _category_rows(path, platform)
+    if not rows:
+        raise SpecError(f"the lock file has no packages for {platform}", where=str(path),
+                        fix=f"lock for {platform} (`conda-lock -p {platform}` or `envbuild lock -p {platform}`)")
+    return sorted(row for row in rows if categories is None or row[4] in categories)
+
+
+def _category_rows(path: Path, platform: str) -> list[list[str]]:
     data = _parsed(path)
     packages = data.get("package") if isinstance(data, dict) else None
     if not isinstance(packages, list):
@@ -182,10 +193,28 @@ def lock_file_packages(path: Path, platform: str) -> list[list[str]]:
         # The category (main, dev, extras) decides whether an install takes the package: it stays in.
         out.append([str(package.get("manager", "conda")), str(package.get("name")), str(package.get("url")),
                     str(content_hash), str(package.get("category", "main"))])
-    if not out:
-        raise SpecError(f"the lock file has no packages for {platform}", where=str(path),
-                        fix=f"lock for {platform} (`conda-lock -p {platform}` or `envbuild lock -p {platform}`)")
-    return sorted(out)
+    return out
+
+
+def category_summary(path: Path, platform: str, categories=MAIN) -> str | None:
+    """What a lock file with several categories installs, said the way conda-lock users count it: "20 of 115
+    packages: main (not chosen: dev 60, test 35; add them with --extras NAME)"; None for a file of one category.
+    A category the file does not have is an error, not an empty choice."""
+    rows = _category_rows(path, platform)
+    counts: dict[str, set] = {}
+    for manager, name, *_, category in rows:
+        counts.setdefault(category, set()).add((manager, name))
+    unknown = [c for c in categories if c not in counts and c != "main"]
+    if unknown:
+        raise SpecError(f"the lock file has no category {unknown[0]!r} for {platform} (it has "
+                        f"{', '.join(sorted(counts))})", where=str(path), fix="choose one of those with --extras")
+    if set(counts) <= {"main"}:
+        return None
+    chosen = set().union(*(counts.get(c, set()) for c in categories))
+    total = set().union(*counts.values())
+    others = [f"{c} {len(counts[c] - chosen)}" for c in sorted(counts) if c not in categories and counts[c] - chosen]
+    rest = f" (not chosen: {', '.join(others)}; add them with --extras NAME)" if others else ""
+    return f"{len(chosen)} of {len(total)} packages: {', '.join(c for c in categories if c in counts)}{rest}"
 
 
 @dataclass(frozen=True)
@@ -200,9 +229,9 @@ class LockFile:
     packages: dict[str, tuple[LockedPackage, ...]] = field(hash=False)
 
 
-def read_lock_file(path: str | os.PathLike) -> LockFile:
-    """A conda-lock file (any version conda-lock reads), validated by conda-lock's models: the `main` packages
-    of every platform it locks."""
+def read_lock_file(path: str | os.PathLike, categories=MAIN) -> LockFile:
+    """A conda-lock file (any version conda-lock reads), validated by conda-lock's models: the packages of
+    `categories` (main, and the extras chosen) of every platform it locks."""
     from conda_lock.lockfile import LockfileV1, lockfile_v1_to_v2
     from conda_lock.lockfile.v2prelim.models import Lockfile
 
@@ -226,7 +255,7 @@ def read_lock_file(path: str | os.PathLike) -> LockFile:
         raise SpecError(f"not a valid conda-lock file: {first}", where=str(file), fix=FIX) from None
     packages: dict[str, list[LockedPackage]] = {p: [] for p in parsed.metadata.platforms}
     for d in parsed.package:
-        if "main" not in d.categories:
+        if not set(d.categories) & set(categories):
             continue
         packages.setdefault(d.platform, []).append(LockedPackage(
             manager=d.manager, name=d.name, version=d.version, url=public_url(d.url), sha256=d.hash.sha256 or "",

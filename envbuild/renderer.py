@@ -51,7 +51,8 @@ _IMAGE_REF = re.compile(r"^(?:sha256:[0-9a-f]{64}|(?:[A-Za-z0-9.-]+(?::[0-9]+)?/
                         r"(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
                         r"(?:@sha256:[0-9a-f]{64})?)$")
 _PIP_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$")
-_CONDA_FILENAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+-]*\.(?:conda|tar\.bz2)$")
+# `!` is a version epoch (x264-1!164.3095-...): conda-forge's file names carry it.
+_CONDA_FILENAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+!-]*\.(?:conda|tar\.bz2)$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -157,15 +158,19 @@ def _conda_context(conda: list) -> dict[str, ContextFile]:
     context: dict[str, ContextFile] = {}
     manifest = []
     for p in sorted(conda, key=lambda p: p.filename):
-        if not _CONDA_FILENAME.match(p.filename) or not _SHA256.match(p.sha256):
+        # Older conda-lock files carry md5 only: the installer checks the hash the lock has, as conda does.
+        hashed = {"sha256": p.sha256} if _SHA256.match(p.sha256 or "") else \
+            {"md5": p.md5} if re.fullmatch(r"[0-9a-f]{32}", p.md5 or "") else None
+        if not _CONDA_FILENAME.match(p.filename) or hashed is None:
             raise RenderError(f"locked conda package {p.filename!r} has an unusable file name or hash",
-                              fix="re-lock with --refresh")
-        manifest.append({"filename": p.filename, "sha256": p.sha256, "url": p.url})
+                              fix="re-lock with --refresh (a lock file given as input: regenerate it with "
+                                  "`conda-lock lock`)")
+        manifest.append({"filename": p.filename, "url": p.url, **hashed})
         if p.url.startswith("file://"):
             source = Path(p.url[len("file://"):])
             if not source.is_file():
                 raise RenderError(f"locked package file {source} is gone", fix="rebuild the local channel or re-lock")
-            context[f"conda/packages/{p.filename}"] = ContextFile(source=source, sha256=p.sha256)
+            context[f"conda/packages/{p.filename}"] = ContextFile(source=source, sha256=hashed.get("sha256"))
     context["conda/packages.json"] = ContextFile(data=json.dumps(manifest, indent=1, sort_keys=True).encode())
     context["conda/install_conda.py"] = ContextFile(data=(DATA / "install_conda.py").read_bytes())
     return context
@@ -229,6 +234,9 @@ def render(spec: CanonicalSpec, lock: Lock, base: "BaseImage", *, template: str 
     user_managed = spec.user_managed
     conda = [] if user_managed else lock.conda
     pip = [] if user_managed else lock.pip
+    # Every managed environment has a `python` (a lock of no packages, all excluded by markers, too): a venv on
+    # the base's Python, as a pip-only one gets. A user-managed one is the base as it is.
+    python_venv = not (conda or pip or user_managed) and base.python_version is not None
     # The lock file enters the build key by what it installs (lock.key), not by its text, whose metadata names the
     # spec it was solved for: two specs that lock to the same packages share one image.
     context: dict[str, ContextFile] = {"conda-lock.yml": ContextFile(data=lock.text.encode("utf-8"), sha256=lock.key)}
@@ -261,7 +269,7 @@ def render(spec: CanonicalSpec, lock: Lock, base: "BaseImage", *, template: str 
             installer_from=check_image_ref(installer_from or base.from_ref, "installer image"),
             installer_requirements=_installer_requirements(*(("py-rattler", "uv") if conda else ("uv",))), prefix=PREFIX, pip_prefix=PIP_PREFIX,
             context_dir=CONTEXT_DIR, lock_path=LOCK_PATH, buildkit=buildkit, conda_packages=bool(conda),
-            pip_packages=bool(pip), gpu=gpu,
+            pip_packages=bool(pip), python_venv=python_venv, gpu=gpu,
             environment_variables=variables, labels=labels,
         )
     except jinja2.TemplateError as exc:

@@ -219,11 +219,12 @@ def is_gpu_image(ref: str) -> bool:
     return GPU_LABEL in ((record.get("Config") or {}).get("Labels") or {})
 
 
-def run_ref(ref: str, command: Sequence[str] | str, *, cache_dir=None, on_progress=None, on_log=None,
-            **options) -> RunResult:
+def run_ref(ref: str, command: Sequence[str] | str, *, cache_dir=None, catalog_url: str | None = None,
+            on_progress=None, on_log=None, **options) -> RunResult:
     """`run` for anything that names an environment: a spec file, `curated:NAME[:VERSION]` or a catalog
-    `NAME[:VERSION]`. A spec file seen before takes the cache's fast path (no parsing); a catalog version
-    records the image it ran in (and the image's lock) in its history."""
+    `NAME[:VERSION]` (of the catalog at `catalog_url`, default $ENVBUILD_CATALOG or the home's). A spec file seen
+    before takes the cache's fast path (no parsing); a catalog version records the image it ran in (and the
+    image's lock) in its history."""
     from .hitpath import cached_build_for_file
 
     if Path(ref).is_file():  # before importing the catalog and the spec model: a hit costs no parsing
@@ -232,21 +233,22 @@ def run_ref(ref: str, command: Sequence[str] | str, *, cache_dir=None, on_progre
             return run_image(image, command, **options)
     from . import catalog, references
 
-    env, entry = references.resolve(ref, home=cache_dir)
+    env, entry = references.resolve(ref, home=cache_dir, catalog_url=catalog_url)
     if entry is None:
         return run(env, command, cache_dir=cache_dir, on_progress=on_progress, on_log=on_log, **options)
     catalog.check_unchanged(env, entry)
 
     return run(env, command, cache_dir=cache_dir, on_progress=on_progress, on_log=on_log,
-               on_image=lambda image: record_image(entry, image, cache_dir), **options)
+               on_image=lambda image: record_image(entry, image, cache_dir, catalog_url), **options)
 
 
-def record_image(entry, image: "Image", cache_dir=None) -> None:
+def record_image(entry, image: "Image", cache_dir=None, catalog_url: str | None = None) -> None:
     """Add `image` and its lock to the history of the catalog version `entry`, unless it is there already."""
     from . import catalog
 
     if not any(b.image_id == image.id and b.build_key == image.key for b in entry.builds):
-        catalog.record_build(entry.name, entry.version, image, lock_text(image, cache_dir), home=cache_dir)
+        catalog.record_build(entry.name, entry.version, image, lock_text(image, cache_dir), home=cache_dir,
+                             url=catalog_url)
 
 
 def lock_text(image: "Image", cache_dir=None) -> str | None:

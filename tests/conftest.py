@@ -17,6 +17,8 @@ from hypothesis import settings
 
 from tests.support.conda_channel import make_channel
 
+pytest_plugins = ["tests.support.postgres"]  # the `postgres` server and the `catalog_home` fixtures
+
 # CI runs the property tests with a fixed seed: a failure there is reproducible, never a flake. Locally they
 # explore new examples each run.
 settings.register_profile("ci", derandomize=True, print_blob=True)

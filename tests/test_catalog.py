@@ -1,23 +1,32 @@
-"""The catalog on a real SQLite file: versions, immutability, archive, audit, concurrency, curated environments.
+"""The catalog on a real SQLite file and on a real PostgreSQL server (the same tests, `catalog_home`): versions,
+immutability, archive, audit, concurrency, self-contained versions; and curated environments.
 
 No engine needed: registering and reading definitions never builds.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
-from envbuild import catalog, curated
+from envbuild import catalog, curated, references
 from envbuild.catalog import Catalog
-from envbuild.errors import CatalogError
+from envbuild.errors import CatalogError, SpecError
 from envbuild.spec import Environment
 from tests.conftest import write
 from tests.support.cli import cli
+
+
+def shared_url(home) -> str:
+    """The URL of the catalog under test, for a second home (machine) to reach the same one."""
+    return os.environ.get("ENVBUILD_CATALOG") or f"sqlite:///{home / catalog.CATALOG_FILE}"
 
 
 def pip_env(name: str, *requirements: str, **variables: str) -> Environment:
@@ -46,55 +55,62 @@ def rich_env() -> Environment:
     return env
 
 
-def test_unchanged_definition_keeps_its_version_and_a_changed_one_gets_the_next(home, tmp_path):
+def test_unchanged_definition_keeps_its_version_and_a_changed_one_gets_the_next(catalog_home, tmp_path):
     first = write(tmp_path / "a" / "requirements.txt", "six>=1.16,<2\nidna\n")
     # Reordered, recased, respelled, commented: the same environment, so the same version.
     same = write(tmp_path / "b" / "requirements.txt", "# same thing\nIDNA\nSix <2, >=1.16\n")
     changed = write(tmp_path / "c" / "requirements.txt", "six>=1.16,<2\nidna\npackaging\n")
 
-    assert catalog.register(Environment.from_file(first, name="web")) == 1
-    assert catalog.register(Environment.from_file(same, name="web")) == 1
-    assert catalog.register(Environment.from_file(changed, name="web")) == 2
+    assert catalog.register(Environment.from_file(first, name="web")) == "1"
+    assert catalog.register(Environment.from_file(same, name="web")) == "1"
+    assert catalog.register(Environment.from_file(changed, name="web")) == "2"
     # Back to the first definition: a new version (the latest is what changed), not a rewrite of history.
-    assert catalog.register(Environment.from_file(first, name="web")) == 3
-    assert [e.version for e in catalog.list("web")] == [3, 2, 1]
+    assert catalog.register(Environment.from_file(first, name="web")) == "3"
+    assert [e.version for e in catalog.list("web")] == ["3", "2", "1"]
     assert catalog.get("web", 1).key == catalog.get("web", 3).key != catalog.get("web", 2).key
 
 
-def test_metadata_alone_is_not_a_new_version(home):
+def test_metadata_alone_is_not_a_new_version_but_is_set_on_the_existing_one(catalog_home):
     env = pip_env("meta", "six")
-    assert catalog.register(env) == 1
+    env.tags = {"team": "ml"}
+    assert catalog.register(env) == "1"
     env.description, env.tags = "now described", {"k": "v"}
-    assert catalog.register(env) == 1
-    assert catalog.get("meta").description is None  # metadata changes go through update, not register
+    assert catalog.register(env) == "1"
+    got = catalog.get("meta")
+    assert (got.version, got.description, got.tags) == ("1", "now described", {"team": "ml", "k": "v"})
+    env.description, env.tags = None, {}  # given nothing: what the version has stays
+    assert catalog.register(env) == "1"
+    assert (catalog.get("meta").description, catalog.get("meta").tags) == ("now described", {"team": "ml", "k": "v"})
+    with Catalog() as cat:
+        assert [e["action"] for e in cat.history("meta")[1]] == ["register", "update"]
 
 
-def test_get_returns_an_environment_equal_to_the_registered_one(home):
+def test_get_returns_an_environment_equal_to_the_registered_one(catalog_home):
     env = rich_env()
     version = catalog.register(env)
     expected = env.copy()
-    expected.version = str(version)
-    for ref in (version, str(version), "latest", None):
+    expected.version = version
+    for ref in (version, int(version), "latest", None):
         got = catalog.get("rich", ref)
         assert got == expected
         assert got.key == env.key
     assert catalog.from_dict(json.loads(json.dumps(catalog.to_dict(env)))) == env
 
 
-def test_explicit_versions_are_immutable(home):
+def test_explicit_versions_are_immutable(catalog_home):
     env = pip_env("pinned", "six")
     env.version = "5"
-    assert catalog.register(env) == 5
-    assert catalog.register(env) == 5
+    assert catalog.register(env) == "5"
+    assert catalog.register(env) == "5"
     changed = pip_env("pinned", "six", "idna")
     changed.version = "5"
     with pytest.raises(CatalogError, match="already exists with a different definition"):
         catalog.register(changed)
     changed.version = None
-    assert catalog.register(changed) == 6
+    assert catalog.register(changed) == "6"
 
 
-def test_update_changes_only_description_and_tags(home):
+def test_update_changes_only_description_and_tags(catalog_home):
     catalog.register(pip_env("upd", "six"))
     key = catalog.get("upd", 1).key
     entry = catalog.update("upd", 1, description="This is an updated description.", tags={"owner": "ml"})
@@ -110,15 +126,15 @@ def test_update_changes_only_description_and_tags(home):
     assert catalog.get("upd", 1) == got
 
 
-def test_delete_archives_hidden_from_list_but_exact_version_still_resolves(home):
+def test_delete_archives_hidden_from_list_but_exact_version_still_resolves(catalog_home):
     catalog.register(pip_env("arch", "six"))
     catalog.register(pip_env("arch", "six", "idna"))
     catalog.delete("arch", 2)
-    assert [e.version for e in catalog.list("arch")] == [1]
-    assert [(e.name, e.version) for e in catalog.list()] == [("arch", 1)]
+    assert [e.version for e in catalog.list("arch")] == ["1"]
+    assert [(e.name, e.version) for e in catalog.list()] == [("arch", "1")]
     assert catalog.get("arch").version == "1"  # latest skips the archived version
     assert catalog.get("arch", 2).python.conda_dependencies.pip_packages == ["six", "idna"]
-    assert [e.version for e in catalog.list("arch", include_archived=True)] == [2, 1]
+    assert [e.version for e in catalog.list("arch", include_archived=True)] == ["2", "1"]
     catalog.delete("arch", 1)
     assert catalog.list() == []
     with pytest.raises(CatalogError, match="no environment named 'arch'"):
@@ -128,7 +144,7 @@ def test_delete_archives_hidden_from_list_but_exact_version_still_resolves(home)
     assert catalog.get("arch").version == "2"
 
 
-def test_history_records_who_when_key_and_every_action(home, monkeypatch):
+def test_history_records_who_when_key_and_every_action(catalog_home, monkeypatch):
     monkeypatch.setenv("ENVBUILD_USER", "alice")
     catalog.register(pip_env("audit", "six"))
     monkeypatch.setenv("ENVBUILD_USER", "bob")
@@ -137,10 +153,10 @@ def test_history_records_who_when_key_and_every_action(home, monkeypatch):
     catalog.delete("audit", 1)
     with Catalog() as cat:
         entries, events = cat.history("audit")
-    assert [(e.version, e.created_by, e.archived) for e in entries] == [(1, "alice", True), (2, "bob", False)]
+    assert [(e.version, e.created_by, e.archived) for e in entries] == [("1", "alice", True), ("2", "bob", False)]
     assert entries[0].key == pip_env("x", "six").key and entries[0].created_at <= entries[1].created_at
     assert [(e["version"], e["action"], e["by"]) for e in events] == [
-        (1, "register", "alice"), (2, "register", "bob"), (1, "update", "bob"), (1, "archive", "bob")]
+        ("1", "register", "alice"), ("2", "register", "bob"), ("1", "update", "bob"), ("1", "archive", "bob")]
 
 
 def test_a_file_that_is_not_a_catalog_is_a_catalog_error(home):
@@ -151,17 +167,23 @@ def test_a_file_that_is_not_a_catalog_is_a_catalog_error(home):
     assert broken.returncode == CatalogError.exit_code and "Traceback" not in broken.stderr
 
 
-def test_unknown_names_versions_and_bad_references_are_catalog_errors(home):
+def test_unknown_names_versions_and_bad_references_are_catalog_errors(catalog_home):
     catalog.register(pip_env("known", "six"))
     with pytest.raises(CatalogError, match="no version 7 of environment 'known'"):
         catalog.get("known", 7)
-    with pytest.raises(CatalogError, match="invalid version"):
+    with pytest.raises(CatalogError, match="no version seven of environment 'known'"):
         catalog.get("known", "seven")
+    for bad in ("0", "1 0", "-1", "1:2"):
+        with pytest.raises(CatalogError, match="invalid version"):
+            catalog.get("known", bad)
     with pytest.raises(CatalogError, match="invalid environment name"):
         catalog.register(pip_env("has space", "six"))
-    assert catalog.parse_ref("known:3") == ("known", 3)
+    assert catalog.parse_ref("known:3") == ("known", "3")
+    assert catalog.parse_ref("known:1.0.3") == ("known", "1.0.3")
     assert catalog.parse_ref("known@latest") == ("known", None)
     assert catalog.parse_ref("known") == ("known", None)
+    assert catalog.parse_ref("azureml:known:3") == ("known", "3")
+    assert catalog.parse_ref("azureml:known@latest") == ("known", None)
 
 
 _REGISTER_MANY = textwrap.dedent("""\
@@ -182,7 +204,7 @@ _REGISTER_MANY = textwrap.dedent("""\
 """)
 
 
-def test_concurrent_registration_from_processes_gives_consecutive_distinct_versions(home, tmp_path):
+def test_concurrent_registration_from_processes_gives_consecutive_distinct_versions(catalog_home, tmp_path):
     script = write(tmp_path / "register_many.py", _REGISTER_MANY)
     workers, count = 4, 8
     procs = [subprocess.Popen([sys.executable, str(script), str(w), str(count)], stdin=subprocess.PIPE,
@@ -196,15 +218,15 @@ def test_concurrent_registration_from_processes_gives_consecutive_distinct_versi
         assert proc.returncode == 0, errors
         results += json.loads(out)
     shared = {package: version for package, version in results if package != "six"}
-    assert sorted(shared.values()) == list(range(1, workers * count + 1))
+    assert sorted(int(v) for v in shared.values()) == list(range(1, workers * count + 1))
     for package, version in shared.items():
         assert catalog.get("shared", version).python.conda_dependencies.pip_packages == [package]
     # The same definition registered by every process at once: one version, returned to all.
-    assert {version for package, version in results if package == "six"} == {1}
-    assert [e.version for e in catalog.list("same")] == [1]
+    assert {version for package, version in results if package == "six"} == {"1"}
+    assert [e.version for e in catalog.list("same")] == ["1"]
 
 
-def test_cli_mirrors_az_ml_environment(home, tmp_path):
+def test_cli_mirrors_az_ml_environment(catalog_home, tmp_path):
     spec = write(tmp_path / "environment.yml", """\
 name: docker-image-example
 dependencies:
@@ -215,12 +237,12 @@ variables:
 """)
     created = json.loads(cli("env", "create", "--file", str(spec), "--name", "docker-image-example",
                              "--description", "first", "--tag", "team=ml", "--json").stdout)
-    assert (created["name"], created["version"], created["tags"]) == ("docker-image-example", 1, {"team": "ml"})
+    assert (created["name"], created["version"], created["tags"]) == ("docker-image-example", "1", {"team": "ml"})
     assert cli("env", "create", "--file", str(spec), "--name", "docker-image-example").stdout.startswith(
         "docker-image-example:1 ")
 
     listed = json.loads(cli("env", "list", "--json").stdout)
-    assert [(e["name"], e["version"]) for e in listed] == [("docker-image-example", 1)]
+    assert [(e["name"], e["version"]) for e in listed] == [("docker-image-example", "1")]
     shown = json.loads(cli("env", "show", "--name", "docker-image-example", "--version", "1", "--json").stdout)
     assert shown["definition"]["environment_variables"] == {"GREETING": "hello"}
     assert shown["key"] == created["key"]
@@ -250,9 +272,9 @@ variables:
 
     cli("env", "delete", "--name", "docker-image-example", "--version", "2")
     assert [e["version"] for e in json.loads(cli("env", "list", "--name", "docker-image-example",
-                                                 "--json").stdout)] == [1]
+                                                 "--json").stdout)] == ["1"]
     history = json.loads(cli("history", "docker-image-example", "--json").stdout)
-    assert [(v["version"], v["archived"]) for v in history["versions"]] == [(1, False), (2, True)]
+    assert [(v["version"], v["archived"]) for v in history["versions"]] == [("1", False), ("2", True)]
     assert all(v["created_by"] and v["created_at"] and v["key"].startswith("v1:") for v in history["versions"])
     assert "docker-image-example" not in cli("history", "nothing-here", check=False).stdout
 
@@ -301,8 +323,8 @@ def test_shipped_dockerfiles_were_rendered_from_the_shipped_definitions_and_lock
         assert solved_for == {p: key_of({"spec": spec_key, "platform": p}) for p in solved_for}, name
 
 
-def test_curated_environment_registers_and_diffs_like_any_spec(home):
-    assert json.loads(cli("env", "create", "--file", "curated:sklearn@latest", "--json").stdout)["version"] == 1
+def test_curated_environment_registers_and_diffs_like_any_spec(catalog_home):
+    assert json.loads(cli("env", "create", "--file", "curated:sklearn@latest", "--json").stdout)["version"] == "1"
     assert catalog.get("sklearn") == curated.load_curated("curated:sklearn@latest")
     assert "same canonical form" in cli("diff", "curated:sklearn@latest", "sklearn:1").stdout
     listed = json.loads(cli("env", "list", "--curated", "--json").stdout)
@@ -314,7 +336,7 @@ def test_curated_files_ship_as_package_data(tmp_path):
     import shutil
     from pathlib import Path
 
-    root = Path(catalog.__file__).resolve().parents[1]
+    root = Path(catalog.__file__).resolve().parents[2]
     project = tmp_path / "project"
     shutil.copytree(root / "envbuild", project / "envbuild", ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md"):
@@ -332,7 +354,7 @@ def test_curated_files_ship_as_package_data(tmp_path):
         assert (shipped / file).read_bytes() == (curated.CURATED / file).read_bytes()
 
 
-def test_any_catalog_version_round_trips_through_save_and_load_directory(home, tmp_path):
+def test_any_catalog_version_round_trips_through_save_and_load_directory(catalog_home, tmp_path):
     catalog.register(rich_env())
     catalog.register(pip_env("rich", "six"))
     for version in (1, 2):
@@ -342,14 +364,15 @@ def test_any_catalog_version_round_trips_through_save_and_load_directory(home, t
         assert loaded == stored and loaded.key == stored.key
     # Registered back from its directory, the latest version is recognised as unchanged.
     loaded.version = None
-    assert catalog.register(loaded) == 2
+    assert catalog.register(loaded) == "2"
 
 
-def test_builds_are_recorded_once_per_image_with_their_lock(home):
+def test_builds_are_recorded_once_per_image_with_their_lock(catalog_home):
     from envbuild.api import Image
 
     catalog.register(pip_env("built", "six"))
-    image = Image(image="envbuild/env:v1-abc", id="sha256:abc", key="v1:abc", spec_key=catalog.get("built").key,
+    # The image was first built for another definition that locks to the same packages: its label names that one.
+    image = Image(image="envbuild/env:v1-abc", id="sha256:abc", key="v1:abc", spec_key="v1:another-environment",
                   lock_key="v1:lock", cached=False, source="built", seconds=1.0)
     first = catalog.record_build("built", 1, image, "version: 1\npackage: []\n")
     assert catalog.record_build("built", 1, image, "ignored: the image is known") == first
@@ -359,13 +382,14 @@ def test_builds_are_recorded_once_per_image_with_their_lock(home):
     assert entry.builds == (first,) and entry.latest_build.lock == "version: 1\npackage: []\n"
     assert (first.image, first.image_id, first.build_key, first.lock_key) == (
         "envbuild/env:v1-abc", "sha256:abc", "v1:abc", "v1:lock")
+    assert (first.spec_key, first.image_spec_key) == (entry.key, "v1:another-environment")
     assert [e["action"] for e in events] == ["register", "build"]
     shown = json.loads(cli("env", "show", "--name", "built", "--version", "1", "--json").stdout)
     assert shown["builds"][0]["image"] == "envbuild/env:v1-abc" and "lock" not in shown["builds"][0]
     assert cli("env", "show", "--name", "built", "--lock").stdout == "version: 1\npackage: []\n"
 
 
-def test_env_create_takes_name_version_description_and_tags_from_an_azure_ml_file(home, tmp_path):
+def test_env_create_takes_name_version_description_and_tags_from_an_azure_ml_file(catalog_home, tmp_path):
     write(tmp_path / "conda.yml", "dependencies:\n  - pip:\n    - six>=1.16\n")
     spec = write(tmp_path / "env.yml", """\
 $schema: https://azuremlschemas.azureedge.net/latest/environment.schema.json
@@ -378,7 +402,7 @@ image: envbuild/python:3.11-bookworm
 conda_file: conda.yml
 """)
     created = json.loads(cli("env", "create", "--file", str(spec), "--json").stdout)
-    assert (created["name"], created["version"], created["tags"]) == ("docker-image-plus-conda-example", 3,
+    assert (created["name"], created["version"], created["tags"]) == ("docker-image-plus-conda-example", "3",
                                                                         {"owner": "ml"})
     assert created["description"] == "Environment created from a Docker image plus Conda environment."
     assert created["definition"]["docker"]["base_image"] == "envbuild/python:3.11-bookworm"
@@ -392,19 +416,99 @@ conda_file: conda.yml
         "docker-image-plus-conda-example:4 ")
 
 
-def test_a_build_context_is_stored_absolute_and_a_changed_one_refuses_to_run(home, tmp_path, monkeypatch):
-    from envbuild.runner import run_ref
-
+def test_a_version_keeps_its_files_and_builds_them_after_the_originals_change(catalog_home, tmp_path, monkeypatch):
     context = tmp_path / "context"
-    write(context / "Dockerfile", "FROM envbuild/python:3.11-bookworm\nCOPY data.txt /data.txt\n")
+    write(context / "Dockerfile", "FROM envbuild/python:3.11-bookworm\nCOPY . /app\n")
     write(context / "data.txt", "one\n")
+    write(context / "bin" / "tool", "#!/bin/sh\necho tool\n").chmod(0o755)
+    (context / "empty").mkdir()
+    write(context / ".dockerignore", "*.log\n")
+    write(context / "noise.log", "not part of the build\n")
     monkeypatch.chdir(tmp_path)
     env = Environment.from_build_context("ctx", "context")
+    key = env.key
     version = catalog.register(env)
-    stored = catalog.get("ctx", version)
-    assert stored.docker.build_context == str(context) and stored.key == env.key
+    with Catalog() as cat:
+        entry = cat.entry("ctx", version)
+    assert entry.definition["docker"]["build_context"] == str(context)  # where it was registered from
 
     write(context / "data.txt", "two\n")
-    with pytest.raises(CatalogError, match="no longer has the definition it was registered with"):
-        run_ref("ctx:1", ["true"])  # refused before anything is built
-    assert catalog.register(Environment.from_build_context("ctx", "context")) == version + 1
+    (context / "bin" / "tool").unlink()
+    stored = catalog.get("ctx", version)
+    copy = Path(stored.docker.build_context)
+    assert copy.parent == catalog_home / "catalog-files" and stored.key == entry.key == key
+    assert (copy / "data.txt").read_text() == "one\n" and (copy / "bin" / "tool").stat().st_mode & 0o111
+    assert (copy / "empty").is_dir() and not (copy / "noise.log").exists()
+    assert catalog.register(Environment.from_build_context("ctx", "context")) == str(int(version) + 1)
+
+    # Another home (another machine) on the same catalog writes its own copy from the catalog's blobs.
+    other = catalog.get("ctx", version, home=tmp_path / "other-home", url=shared_url(catalog_home))
+    assert other.key == entry.key and Path(other.docker.build_context).parent == tmp_path / "other-home" / \
+        "catalog-files"
+    # diff compares what each version was registered with, not the files as they are now.
+    diff = json.loads(cli("diff", f"ctx:{version}", f"ctx:{int(version) + 1}", "--json").stdout)
+    assert (diff["old_key"], diff["same_key"]) == (entry.key, False)
+    assert [d["field"] for d in diff["changes"]] == ["docker.build_context"]
+
+
+def test_a_lock_file_and_a_dockerfile_path_travel_with_the_version(catalog_home, tmp_path):
+    original = Path(__file__).parent / "specs" / "lock" / "conda-and-pip" / "conda-lock.yml"
+    lock = write(tmp_path / "conda-lock.yml", original.read_text())
+    locked = Environment.from_lock_file("locked", lock)
+    dockerfile = write(tmp_path / "base.Dockerfile", "FROM envbuild/python:3.11-bookworm\nRUN true\n")
+    based = pip_env("based", "six")
+    based.docker.base_dockerfile = str(dockerfile)
+    keys = {env.name: (env.key, catalog.register(env)) for env in (locked, based)}
+    lock.unlink()
+    write(dockerfile, "FROM envbuild/python:3.11-bookworm\nRUN false\n")
+
+    stored_lock = catalog.get("locked", keys["locked"][1])
+    assert Path(stored_lock.lock_file).read_text() == original.read_text()
+    stored_base = catalog.get("based", keys["based"][1])
+    assert stored_base.docker.base_dockerfile_text() == "FROM envbuild/python:3.11-bookworm\nRUN true\n"
+    assert (stored_lock.key, stored_base.key) == (keys["locked"][0], keys["based"][0])
+
+
+def test_string_versions_are_kept_and_the_integer_sequence_continues(catalog_home):
+    env = pip_env("semver", "six")
+    env.version = "1.0.3"
+    assert catalog.register(env) == "1.0.3"
+    assert catalog.register(pip_env("semver", "six", "idna")) == "1"
+    pinned = pip_env("semver", "six", "packaging")
+    pinned.version = "007"
+    assert catalog.register(pinned) == "7"
+    assert catalog.register(pip_env("semver", "idna")) == "8"
+    assert [e.version for e in catalog.list("semver")] == ["8", "7", "1", "1.0.3"]  # newest registered first
+    assert catalog.get("semver", "1.0.3").python.conda_dependencies.pip_packages == ["six"]
+    assert catalog.get("semver").version == "8"
+    assert references.resolve("azureml:semver:1.0.3")[1].ref == "semver:1.0.3"
+    assert references.resolve("azureml:semver@latest")[1].ref == "semver:8"
+
+
+def test_the_azure_ml_sdk_class_methods(catalog_home):
+    env = pip_env("sdk", "six")
+    registered = env.register()
+    assert (registered.name, registered.version, registered.key) == ("sdk", "1", env.key)
+    assert Environment.get("sdk") == registered == Environment.get("sdk", version="1", label=None)
+    assert Environment.register(pip_env("sdk", "six", "idna")).version == "2"  # the unbound spelling too
+    assert {name: e.version for name, e in Environment.list().items()} == {"sdk": "2"}
+    with pytest.raises(SpecError, match="unknown label 'prod'"):
+        Environment.get("sdk", label="prod")
+
+
+def test_description_and_tags_on_an_unchanged_definition_update_it_from_the_cli(catalog_home, tmp_path):
+    spec = write(tmp_path / "requirements.txt", "six\n")
+    cli("env", "create", "--file", str(spec), "--name", "web", "--version", "1", "--description", "first")
+    again = json.loads(cli("env", "create", "--file", str(spec), "--name", "web", "--version", "1", "--description",
+                           "other", "--tag", "team=ml", "--json").stdout)
+    assert (again["version"], again["description"], again["tags"]) == ("1", "other", {"team": "ml"})
+    history = json.loads(cli("history", "web", "--json").stdout)
+    assert [e["action"] for e in history["events"]] == ["register", "update"]
+
+
+def test_blobs_are_content_addressed_and_shared_through_the_catalog(catalog_home, tmp_path):
+    digest = catalog.put_blob(b"wheel bytes")
+    assert digest == hashlib.sha256(b"wheel bytes").hexdigest() == catalog.put_blob(b"wheel bytes")
+    assert catalog.get_blob(digest, home=tmp_path / "other-home", url=shared_url(catalog_home)) == b"wheel bytes"
+    with pytest.raises(CatalogError, match="no blob"):
+        catalog.get_blob("0" * 64)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import ast
 import subprocess
 import sys
 
@@ -13,9 +13,15 @@ from tests.conftest import write
 from tests.support.cache_helpers import remove_images, unique_template
 from tests.support.cli import cli_json
 
-# What the cache-hit path must never import (the brief's heavy modules, and what the full path needs).
+# What the cache-hit path must never import: the brief's heavy modules, what the full path needs, and the standard
+# library modules a hit used to load (benchmark P2 measures each of them in milliseconds): json and re (a hit reads
+# its memo's request key and the engine's image id without json), typing, pathlib, hashlib, socket (the engine is
+# reached through _socket), urllib, and sqlite3, pickle (the index through _sqlite3 and _pickle) with the datetime
+# they load.
 HEAVY = ("argparse", "yaml", "packaging", "rattler", "docker", "requests", "jinja2", "logging", "dataclasses",
-         "diskcache", "filelock", "envbuild.api", "envbuild.spec", "envbuild.resolver", "envbuild.renderer")
+         "diskcache", "filelock", "envbuild.api", "envbuild.spec", "envbuild.resolver", "envbuild.renderer",
+         "json", "re", "enum", "typing", "pathlib", "hashlib", "socket", "selectors", "ssl", "urllib", "sqlite3",
+         "pickle", "datetime", "envbuild.channels")
 
 
 @pytest.mark.parametrize("argv", [[], ["--help"], ["spec.yml", "--rebuild"], ["spec.yml", "--refresh-lock"],
@@ -39,13 +45,15 @@ def test_a_hit_answers_without_heavy_imports(engine, home, tmp_path):
     template = unique_template(tmp_path)
     try:
         first = cli_json("build", str(spec), "--template", str(template), "-q")
-        probe = ("import json, sys\nfrom envbuild.cli import main\n"
-                 f"code = main(['build', {str(spec)!r}, '--template', {str(template)!r}, '--json'])\n"
-                 "print(json.dumps(sorted(sys.modules)), file=sys.stderr)\nsys.exit(code)\n")
+        # Text output, as the benchmark's hit prints it (--json would load json to print the answer); the modules
+        # listed are those the hit loaded, not those the interpreter started with.
+        probe = ("import sys\nbefore = set(sys.modules)\nfrom envbuild.cli import main\n"
+                 f"code = main(['build', {str(spec)!r}, '--template', {str(template)!r}])\n"
+                 "print(sorted(set(sys.modules) - before), file=sys.stderr)\nsys.exit(code)\n")
         done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-        image = json.loads(done.stdout)
-        assert image["source"] == "cache" and (image["key"], image["id"]) == (first["key"], first["id"])
-        loaded = json.loads(done.stderr.splitlines()[-1])
+        assert done.stdout.startswith(f"cache {first['image']} ({first['id'][:19]}) in "), done.stdout
+        loaded = ast.literal_eval(done.stderr.splitlines()[-1])
+        assert "envbuild.hitpath" in loaded
         assert [m for m in loaded if m.split(".")[0] in HEAVY or m in HEAVY] == []
     finally:
         remove_images(home)

@@ -22,7 +22,7 @@ def test_from_file_refuses_a_reference_and_names_where_it_resolves(ref):
 def test_every_kind_of_reference_resolves_to_its_environment(home, tmp_path):
     spec = write(tmp_path / "environment.yml", "channels: [conda-forge]\ndependencies: [python=3.11, six]\n")
     registered = Environment.from_file(spec, name="web")
-    assert catalog.register(registered) == 1
+    assert catalog.register(registered) == "1"
 
     by_file, no_entry = references.resolve(str(spec))
     assert by_file == Environment.from_file(spec) and no_entry is None

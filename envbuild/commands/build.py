@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from . import add_common, add_spec, err, load_spec
+from . import add_common, add_spec, err, load_spec, with_python
 
 # What `cached_build` reads of a command line, spelled exactly so; anything else goes to argparse.
 _FAST_FLAGS = {"--json": "json", "-q": "quiet", "--quiet": "quiet"}
@@ -21,6 +21,8 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--rebuild", action="store_true", help="build even if the cache has the image")
     p.add_argument("--refresh-lock", action="store_true", help="re-solve even if the lock cache has the spec")
+    p.add_argument("--python", help="Python version: conda environments get python=VERSION; pip-only ones are "
+                                    "locked for it (their base image must have it)")
     p.add_argument("-q", "--quiet", action="store_true", help="do not stream the build log")
     p.add_argument("--registry", help="shared cache HOST/REPO: pull from it instead of building, push after "
                                       "(default: $ENVBUILD_REGISTRY)")
@@ -54,16 +56,17 @@ def cached_build(argv: list[str]) -> int | None:
 
 
 def cmd_build(args) -> int:
-    if not (args.rebuild or args.refresh_lock) and _print_cached(args.spec, args.base_image, args.cache_dir,
+    if not (args.rebuild or args.refresh_lock or args.python) and _print_cached(args.spec, args.base_image, args.cache_dir,
                                                                  args.template, args.json):
         return 0
     from ..api import build
     from .progress import BuildDisplay
 
     with BuildDisplay(quiet=args.quiet, json_output=args.json, debug=args.debug) as display:
-        image = build(load_spec(args), cache_dir=args.cache_dir, template=args.template,
+        image = build(with_python(load_spec(args), args.python), cache_dir=args.cache_dir, template=args.template,
                       refresh_lock=args.refresh_lock, rebuild=args.rebuild, registry=args.registry,
-                      builder=args.builder, on_progress=display.progress, on_log=display.log)
+                      builder=args.builder, python_version=args.python, on_progress=display.progress,
+                      on_log=display.log)
     _print_image(image, args.json)
     return 0
 

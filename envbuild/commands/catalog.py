@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 
-from . import add_common, err
+from . import add_catalog, add_common, err
 
 
 def register(sub) -> None:
@@ -85,10 +85,12 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     quiet.add_argument("-v", "--verbose", action="store_true", help="also stream the build log (stderr)")
     quiet.add_argument("-q", "--quiet", action="store_true", help="no envbuild progress on stderr, only the command's")
     add_common(parser)
+    add_catalog(parser)
 
 
 def _common(parser: argparse.ArgumentParser, func) -> None:
     add_common(parser)
+    add_catalog(parser)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.set_defaults(func=func)
 
@@ -113,7 +115,7 @@ def _pairs(items: list[str], what: str) -> dict[str, str]:
 
 
 def cmd_create(args) -> int:
-    from .. import catalog
+    from ..catalog.store import Catalog
     from ..references import load
 
     env = load(args.file, name=args.name)
@@ -124,7 +126,7 @@ def cmd_create(args) -> int:
     if args.description is not None:
         env.description = args.description
     env.tags.update(_pairs(args.tag, "tag"))
-    with catalog.Catalog(args.cache_dir) as cat:
+    with Catalog(args.cache_dir, args.catalog) as cat:
         version = cat.register(env)
         entry = cat.entry(env.name, version)
     if args.build:
@@ -133,8 +135,8 @@ def cmd_create(args) -> int:
 
         record_image(entry, build(env, cache_dir=args.cache_dir,
                                   on_progress=lambda stage, message: err(f"envbuild: {stage}: {message}")),
-                     args.cache_dir)
-        with catalog.Catalog(args.cache_dir) as cat:
+                     args.cache_dir, args.catalog)
+        with Catalog(args.cache_dir, args.catalog) as cat:
             entry = cat.entry(entry.name, entry.version)
     if args.json:
         _print_json(entry.to_dict())
@@ -164,7 +166,7 @@ def cmd_list(args) -> int:
             for row in rows:
                 print(f"{row['ref']:<40} {row['description'] or ''}")
         return 0
-    entries = catalog.list(args.name, include_archived=args.archived, home=args.cache_dir)
+    entries = catalog.list(args.name, include_archived=args.archived, home=args.cache_dir, url=args.catalog)
     if args.json:
         _print_json([e.to_dict(with_definition=False) for e in entries])
         return 0
@@ -180,9 +182,9 @@ def cmd_list(args) -> int:
 
 
 def cmd_show(args) -> int:
-    from .. import catalog
+    from ..catalog.store import Catalog
 
-    with catalog.Catalog(args.cache_dir) as cat:
+    with Catalog(args.cache_dir, args.catalog) as cat:
         entry = cat.entry(args.name, args.version)
     if args.lock:
         build = entry.latest_build
@@ -204,10 +206,10 @@ def cmd_show(args) -> int:
 
 
 def cmd_update(args) -> int:
-    from .. import catalog
+    from ..catalog.store import Catalog
     from ..errors import CatalogError
 
-    with catalog.Catalog(args.cache_dir) as cat:
+    with Catalog(args.cache_dir, args.catalog) as cat:
         entry = cat.entry(args.name, args.version)
         changes: dict = {}
         tags = dict(entry.tags)
@@ -231,9 +233,9 @@ def cmd_update(args) -> int:
 
 
 def cmd_archive(args) -> int:
-    from .. import catalog
+    from ..catalog.store import Catalog
 
-    with catalog.Catalog(args.cache_dir) as cat:
+    with Catalog(args.cache_dir, args.catalog) as cat:
         entry = cat.delete(args.name, args.version) if args.verb == "delete" else cat.restore(args.name, args.version)
     if args.json:
         _print_json(entry.to_dict(with_definition=False))
@@ -246,9 +248,9 @@ def cmd_archive(args) -> int:
 
 
 def cmd_history(args) -> int:
-    from .. import catalog
+    from ..catalog.store import Catalog
 
-    with catalog.Catalog(args.cache_dir) as cat:
+    with Catalog(args.cache_dir, args.catalog) as cat:
         entries, events = cat.history(args.name)
     if args.json:
         _print_json({"name": args.name, "versions": [e.to_dict(with_definition=False) for e in entries],
@@ -270,21 +272,29 @@ def cmd_diff(args) -> int:
     from dataclasses import asdict
 
     from ..explain import diff_environments, format_differences
-    from ..references import resolve
 
-    old, _ = resolve(args.old, home=args.cache_dir)
-    new, _ = resolve(args.new, home=args.cache_dir)
-    changes, metadata = diff_environments(old, new)
+    (old, old_form, old_key), (new, new_form, new_key) = (_as_registered(ref, args) for ref in (args.old, args.new))
+    changes, metadata = diff_environments(old, new, old_form, new_form)
     if args.json:
-        _print_json({"old": args.old, "new": args.new, "old_key": old.key, "new_key": new.key,
-                     "same_key": old.key == new.key, "changes": [asdict(d) for d in changes],
+        _print_json({"old": args.old, "new": args.new, "old_key": old_key, "new_key": new_key,
+                     "same_key": old_key == new_key, "changes": [asdict(d) for d in changes],
                      "metadata": [asdict(d) for d in metadata]})
         return 0
-    print(f"A: {args.old} {old.key}\nB: {args.new} {new.key}")
+    print(f"A: {args.old} {old_key}\nB: {args.new} {new_key}")
     print(format_differences(changes, args.old, args.new))
     if metadata:
         print("metadata (not part of the key):\n" + "\n".join(f"  {d}" for d in metadata))
     return 0
+
+
+def _as_registered(ref: str, args):
+    """The environment `ref` names, with the canonical form and key to compare: a catalog version's own, as
+    registered (whatever its files have become since); a spec file's as it is now."""
+    from ..explain import compared_form
+    from ..references import resolve
+
+    env, entry = resolve(ref, home=args.cache_dir, catalog_url=args.catalog)
+    return (env, *compared_form(env, entry))
 
 
 # -- run, shell ---------------------------------------------------------------------------------------------------
@@ -323,7 +333,7 @@ def cmd_run(args) -> int:
         if not args.quiet and (stage != "cache" or args.verbose):
             err(f"envbuild: {stage}: {message}")
 
-    result = run_ref(args.ref, command, cache_dir=args.cache_dir, shm_size=args.shm_size or DEFAULT_SHM_SIZE,
+    result = run_ref(args.ref, command, cache_dir=args.cache_dir, catalog_url=args.catalog, shm_size=args.shm_size or DEFAULT_SHM_SIZE,
                      gpus=args.gpus, mount_at=args.mount_at, environment=_pairs(args.env, "-e"), capture=False,
                      interactive=True, on_progress=progress,
                      on_log=(lambda line: err(f"  | {line}")) if args.verbose else None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from . import add_common, add_spec, err, load_spec
+from . import add_common, add_spec, err, load_spec, with_python
 
 
 def register(sub) -> None:
@@ -14,7 +14,8 @@ def register(sub) -> None:
     p.add_argument("-o", "--output", help="write the lock here, only once it is solved (default: stdout)")
     p.add_argument("-p", "--platform", action="append", dest="platforms", metavar="PLATFORM",
                    help="target platform, repeat for several (default: the environment's, linux-64)")
-    p.add_argument("--python", help="Python version for pip-only environments (default: the base image's)")
+    p.add_argument("--python", help="Python version: conda environments get python=VERSION; pip-only ones are "
+                                    "locked for it (default: the base image's Python)")
     p.add_argument("--exclude-newer", metavar="DATE",
                    help="ignore packages published after DATE (2024-06-01 or an ISO timestamp): a repeatable solve")
     p.add_argument("--refresh", action="store_true", help="re-solve even if the lock cache has the spec")
@@ -24,7 +25,7 @@ def register(sub) -> None:
 def cmd_lock(args) -> int:
     from ..api import base_for, lock
 
-    env = load_spec(args)
+    env = with_python(load_spec(args), args.python)
     python = args.python
     glibc = None
     if python is None and not env.python.conda_dependencies.conda_packages and not getattr(env, "lock_file", None):
@@ -37,8 +38,11 @@ def cmd_lock(args) -> int:
                   on_progress=lambda stage, message: err(f"envbuild: {stage}: {message}") if args.debug else None)
     if args.output:
         result.write(args.output)
-        err(f"envbuild: wrote {args.output} ({', '.join(result.platforms)}: {len(result.packages)} packages, "
-            f"lock {result.key})")
+        # Each platform's lock key is the one `build` labels its image with (org.envbuild.lock-key); the set's key
+        # (over all of them) is named apart, and only where there is a set.
+        locks = "; ".join(f"{lock.platform}: {len(lock.packages)} packages, lock {lock.key}" for lock in result.locks)
+        every = f"; lock set {result.key}" if len(result.locks) > 1 else ""
+        err(f"envbuild: wrote {args.output} ({locks}{every})")
     else:
         sys.stdout.write(result.text)
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from . import add_common, add_spec, err, load_spec
+from . import add_common, add_spec, err, load_spec, with_python
 
 
 def register(sub) -> None:
@@ -18,6 +18,8 @@ def register(sub) -> None:
     p.add_argument("--classic", action="store_true",
                    help="for the classic builder (no BuildKit: no cache mounts, no CA secret)")
     p.add_argument("--context", metavar="DIR", help="also write the whole build context (Dockerfile + files) here")
+    p.add_argument("--python", help="Python version: conda environments get python=VERSION; pip-only ones are "
+                                    "locked for it (their base image must have it)")
     p.set_defaults(func=cmd_render)
 
     base = sub.add_parser("base", help="envbuild's base images").add_subparsers(dest="base_command", required=True,
@@ -44,14 +46,30 @@ def register(sub) -> None:
 def cmd_render(args) -> int:
     from ..api import render
 
-    plan = render(load_spec(args), cache_dir=args.cache_dir, template=args.template, gpu=args.gpu or None,
-                  cuda=args.cuda, buildkit=not args.classic,
-                  on_progress=lambda stage, message: err(f"envbuild: {stage}: {message}") if args.debug else None)
+    plan = render(with_python(load_spec(args), args.python), cache_dir=args.cache_dir, template=args.template,
+                  gpu=args.gpu or None, cuda=args.cuda, buildkit=not args.classic, python_version=args.python,
+                  on_progress=lambda stage, message: err(f"envbuild: {stage}: {message}") if args.debug else None,
+                  on_log=_BaseBuildLog())
     if args.context:
         plan.write_context(args.context)
         err(f"envbuild: wrote the build context to {args.context} (build key {plan.key})")
     sys.stdout.write(plan.dockerfile)
     return 0
+
+
+class _BaseBuildLog:
+    """The log of a base image render has to build first (the 1.8 GB GPU base takes minutes): said once, then
+    streamed to stderr, so that a command asked to print a Dockerfile never works for minutes without a word."""
+
+    def __init__(self):
+        self.started = False
+
+    def __call__(self, line: str) -> None:
+        if not self.started:
+            self.started = True
+            err("envbuild: render: the base image is not on this engine: building it first (once per engine; "
+                "`envbuild base build` does it ahead); its log follows, then the Dockerfile")
+        err(f"  | {line}")
 
 
 def cmd_base_build(args) -> int:

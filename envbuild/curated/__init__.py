@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..catalog import check_name, parse_ref
+from ..catalog.names import check_name, parse_ref
 from ..errors import CatalogError
 from ..spec import ENVIRONMENT_FILE, Environment
 
@@ -40,11 +40,11 @@ def curated_path(ref: str) -> Path:
     if not versions:
         raise CatalogError(f"no curated environment named {name!r}",
                            fix=f"curated environments: {', '.join(curated_names()) or 'none'}")
-    chosen = versions[-1] if version is None else version
-    if chosen not in versions:
+    chosen = str(versions[-1]) if version is None else version
+    if chosen not in [str(v) for v in versions]:
         raise CatalogError(f"curated environment {name} has no version {chosen}",
                            fix=f"versions: {', '.join(str(v) for v in versions)} (or @latest)")
-    return CURATED / name / str(chosen)
+    return CURATED / name / chosen
 
 
 def load_curated(ref: str) -> Environment:

@@ -1,8 +1,8 @@
 """Install the conda packages of a lock into a prefix, inside the installer stage of an envbuild image.
 
 Runs with the installer's own Python and py-rattler. It installs exactly the records of the lock: every package
-is taken from the build context (local channels) or downloaded from its URL, checked against the lock's sha256,
-and linked into the prefix. Nothing is solved here: the lock already decided.
+is taken from the build context (local channels) or downloaded from its URL, checked against the lock's sha256
+(md5 where an older lock file has no sha256), and linked into the prefix. Nothing is solved here: the lock already decided.
 
 usage: install_conda.py MANIFEST.json CONDA_CONTEXT_DIR PREFIX  (local packages under CONDA_CONTEXT_DIR/packages)
 """
@@ -23,12 +23,17 @@ CA_SECRET = "/run/secrets/ca"
 DOWNLOADS = Path("/root/.cache/envbuild-conda-pkgs")
 
 
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
+def hash_of(path: Path, algorithm: str) -> str:
+    h = hashlib.new(algorithm)
     with path.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def expected(entry: dict) -> tuple[str, str]:
+    """The hash the lock gives: sha256, or md5 for older conda-lock files that carry nothing else."""
+    return ("sha256", entry["sha256"]) if entry.get("sha256") else ("md5", entry["md5"])
 
 
 def fetch(entry: dict, context: Path) -> Path:
@@ -36,8 +41,9 @@ def fetch(entry: dict, context: Path) -> Path:
     if bundled.exists():
         return bundled
     DOWNLOADS.mkdir(parents=True, exist_ok=True)
-    target = DOWNLOADS / f"{entry['sha256']}-{entry['filename']}"
-    if target.exists() and sha256_of(target) == entry["sha256"]:
+    algorithm, value = expected(entry)
+    target = DOWNLOADS / f"{value}-{entry['filename']}"
+    if target.exists() and hash_of(target, algorithm) == value:
         return target
     context_ssl = ssl.create_default_context(cafile=CA_SECRET if os.path.exists(CA_SECRET) else None)
     with urllib.request.urlopen(entry["url"], context=context_ssl) as response, target.open("wb") as out:
@@ -50,9 +56,10 @@ async def main(manifest: Path, context: Path, prefix: str) -> None:
     records = []
     for entry in entries:
         path = fetch(entry, context)
-        actual = sha256_of(path)
-        if actual != entry["sha256"]:
-            sys.exit(f"envbuild: sha256 mismatch for {entry['url']}: lock says {entry['sha256']}, got {actual}")
+        algorithm, value = expected(entry)
+        actual = hash_of(path, algorithm)
+        if actual != value:
+            sys.exit(f"envbuild: {algorithm} mismatch for {entry['url']}: lock says {value}, got {actual}")
         records.append(await rattler.RepoDataRecord.from_package_archive(path))
     await rattler.install(records, target_prefix=prefix, show_progress=False, execute_link_scripts=False)
     print(f"envbuild: installed {len(records)} conda packages into {prefix}")

@@ -6,8 +6,9 @@
 - `cli`: which docker CLI, and the calls that go through it (pull, push, save, load, import, run).
 Builds go through builder.py, which takes its CLI and its environment from here.
 
-The hit path imports this package, so its top level stays on socket, json and os (ssl and hashlib load only for
-TLS engines and docker contexts, the SDK only for the classic builder).
+The hit path imports this package, and benchmark P2 measures what that costs: its top level stays on `_socket` and
+os (json loads only for full image records and docker contexts, urllib.parse for tcp engines, ssl for TLS ones,
+hashlib for docker contexts, the SDK only for the classic builder).
 """
 
 from .client import Engine

@@ -7,16 +7,23 @@ speak HTTP/1.1 to the Engine API over a plain socket (unix, tcp, or tcp with TLS
 only then), keeping the connection alive between calls. The engine is the one `current_endpoint()` finds, the
 same one the builders and CLI subprocesses are pointed at. TLS uses the endpoint's own CA, passed explicitly:
 nothing here reads REQUESTS_CA_BUNDLE, which would otherwise replace it.
+
+Imports are inside the functions that need them, because every cache hit imports this module and benchmark P2
+measures it: a hit on the local socket loads only `_socket` (the C module under `socket`: socket.py adds enum and
+selectors, milliseconds), and reads an image's id without `json` (which loads `re`); tcp engines load
+urllib.parse, TLS ones socket and ssl.
 """
 
 from __future__ import annotations
 
-import json
-import socket
-import urllib.parse
+import _socket
 
 from ..errors import EngineError
 from .endpoint import API_VERSION, Endpoint, current_endpoint
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    import socket
 
 
 class Engine:
@@ -25,31 +32,40 @@ class Engine:
     def __init__(self, endpoint: Endpoint | None = None, timeout: float = 30.0):
         self.endpoint = endpoint or current_endpoint()
         self.timeout = timeout
-        self._sock: socket.socket | None = None
+        self._sock: socket.socket | _socket.socket | None = None
         self._buffer = b""
 
     @property
     def host(self) -> str:
         return self.endpoint.host
 
-    def _connect(self) -> socket.socket:
+    def _connect(self) -> socket.socket | _socket.socket:
         if self._sock is None:
-            url = urllib.parse.urlparse(self.host)
             tls = self.endpoint.tls_dir is not None
-            if url.scheme == "unix":
-                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                address = url.path
-            elif url.scheme in ("tcp", "http", "https"):
-                sock = socket.socket(socket.AF_INET6 if ":" in (url.hostname or "") else socket.AF_INET)
-                address = (url.hostname, url.port or (2376 if tls else 2375))
+            if self.host.startswith("unix://"):  # what urlparse(host).path is for a unix:// address
+                sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+                address, hostname, tls = self.host[len("unix://"):], None, False
             else:
-                raise EngineError(f"unsupported engine address {self.host!r} ({self.endpoint.source})",
-                                  fix="use unix:///path/to/docker.sock or tcp://host:port")
+                import urllib.parse
+
+                url = urllib.parse.urlparse(self.host)
+                if url.scheme not in ("tcp", "http", "https"):
+                    raise EngineError(f"unsupported engine address {self.host!r} ({self.endpoint.source})",
+                                      fix="use unix:///path/to/docker.sock or tcp://host:port")
+                hostname = url.hostname
+                family = _socket.AF_INET6 if ":" in (hostname or "") else _socket.AF_INET
+                if tls:  # ssl wraps a socket.socket, not the raw one
+                    import socket
+
+                    sock = socket.socket(family)
+                else:
+                    sock = _socket.socket(family)
+                address = (hostname, url.port or (2376 if tls else 2375))
             sock.settimeout(self.timeout)
             try:
                 sock.connect(address)
-                if tls and url.scheme != "unix":
-                    sock = self._tls_context().wrap_socket(sock, server_hostname=url.hostname)
+                if tls:
+                    sock = self._tls_context().wrap_socket(sock, server_hostname=hostname)
             except OSError:
                 sock.close()
                 raise
@@ -132,29 +148,52 @@ class Engine:
 
     def inspect_image(self, ref: str) -> dict | None:
         """The engine's image record for `ref` (tag or id), or None when the engine has no such image."""
-        status, body = self.request("GET", f"/images/{urllib.parse.quote(ref, safe='')}/json")
+        body = self._image_record(ref)
+        if body is None:
+            return None
+        import json
+
+        return json.loads(body)
+
+    def image_id(self, ref: str) -> str | None:
+        """The id of the image `ref` (tag or id), None when the engine has no such image: the cache hit's question."""
+        body = self._image_record(ref)
+        if body is None:
+            return None
+        # Hand-read rather than json.loads, which would import json and re on every hit: the engine (Go's encoder,
+        # fields in declaration order) starts the record with its Id, a plain "sha256:<hex>". Any other shape is
+        # parsed as JSON.
+        if body.startswith(b'{"Id":"'):
+            value, quote, _ = body[7:].partition(b'"')
+            if quote and b"\\" not in value:
+                return value.decode("ascii")
+        import json
+
+        return json.loads(body)["Id"]
+
+    def _image_record(self, ref: str) -> bytes | None:
+        """The JSON text of the engine's record of image `ref`, None on 404."""
+        status, body = self.request("GET", f"/images/{_quote(ref)}/json")
         if status == 404:
             return None
         if status != 200:
             raise EngineError(f"engine answered {status} for image {ref}: {body[:200]!r}")
-        return json.loads(body)
-
-    def image_id(self, ref: str) -> str | None:
-        record = self.inspect_image(ref)
-        return record["Id"] if record else None
+        return body
 
     def tag(self, source: str, target: str) -> None:
         """Give the image `source` (tag or id) the name `target` (REPOSITORY[:TAG]), like `docker tag`."""
+        import urllib.parse
+
         repository, tag = _split_reference(target)
         query = urllib.parse.urlencode({"repo": repository, "tag": tag})
-        status, body = self.request("POST", f"/images/{urllib.parse.quote(source, safe='')}/tag?{query}")
+        status, body = self.request("POST", f"/images/{_quote(source)}/tag?{query}")
         if status != 201:
             raise EngineError(f"engine could not tag {source} as {target} ({status}): {_message(body)}")
 
     def remove(self, ref: str, *, prune: bool = True) -> bool:
         """Remove the name `ref` (or the image, given its id), like `docker rmi`; prune=False keeps the untagged
         parent layers. False when the engine has no such image; an image a container still uses is an error."""
-        status, body = self.request("DELETE", f"/images/{urllib.parse.quote(ref, safe='')}"
+        status, body = self.request("DELETE", f"/images/{_quote(ref)}"
                                               f"?noprune={'false' if prune else 'true'}")
         if status == 404:
             return False
@@ -170,6 +209,16 @@ class Engine:
         return status == 200
 
 
+# What urllib.parse.quote never escapes: RFC 3986's unreserved characters.
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
+
+
+def _quote(text: str) -> str:
+    """`urllib.parse.quote(text, safe="")`, the form of an image reference in an API path. Hand-written because
+    urllib.parse costs every cache hit milliseconds of imports for this one call."""
+    return "".join(c if c in _UNRESERVED else "".join(f"%{b:02X}" for b in c.encode()) for c in text)
+
+
 def _split_reference(ref: str) -> tuple[str, str]:
     """("REPOSITORY", "TAG") of REPOSITORY[:TAG]; a colon before the last slash is a registry port, not a tag."""
     repository, colon, tag = ref.rpartition(":")
@@ -179,6 +228,8 @@ def _split_reference(ref: str) -> tuple[str, str]:
 
 
 def _message(body: bytes) -> str:
+    import json
+
     try:
         return json.loads(body).get("message") or body.decode(errors="replace")
     except (ValueError, AttributeError):

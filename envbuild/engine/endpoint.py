@@ -11,12 +11,13 @@ Every caller (the hit path's Engine API client, the builders, the CLI subprocess
 one `Endpoint`, and CLI subprocesses are handed it explicitly (`cli_environment`), so a cache-hit check and the
 build that fills the cache cannot land on two different engines.
 
-Hand-written rather than the SDK's `docker.context` because the hit path reads it too: it stays on os and json.
+Hand-written rather than the SDK's `docker.context` because the hit path reads it too. For the same reason,
+imports are inside the functions that need them (benchmark P2 measures every import of a hit): a hit on the local
+socket loads nothing here but os; json loads only when a docker config names a context.
 """
 
 from __future__ import annotations
 
-import json
 import os
 
 from ..errors import EngineError
@@ -108,15 +109,26 @@ def current_endpoint() -> Endpoint:
 
 def _config_current_context() -> str | None:
     try:
-        with open(os.path.join(config_dir(), "config.json"), encoding="utf-8") as file:
-            return json.load(file).get("currentContext") or None
-    except (OSError, ValueError):
+        with open(os.path.join(config_dir(), "config.json"), "rb") as file:
+            text = file.read()
+    except OSError:
+        return None
+    # Most configs name no context: then json (and the `re` it loads) stays out of the cache hit. A JSON text can
+    # only spell the key without these bytes through \u escapes of its letters.
+    if b"currentContext" not in text and b"\\u" not in text:
+        return None
+    import json
+
+    try:
+        return json.loads(text.decode("utf-8")).get("currentContext") or None
+    except ValueError:
         return None
 
 
 def context_endpoint(name: str) -> Endpoint:
     """The docker endpoint of the docker context `name`, as `docker context create` stored it."""
     import hashlib
+    import json
 
     digest = hashlib.sha256(name.encode()).hexdigest()
     meta_path = os.path.join(config_dir(), "contexts", "meta", digest, "meta.json")

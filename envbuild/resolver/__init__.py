@@ -37,7 +37,7 @@ def resolve_platforms(spec: CanonicalSpec, platforms: Iterable[str] | None = Non
     """Solve `spec` for every platform into one conda-lock.yml (or take the user's lock file as it is)."""
     wanted = target_platforms(spec, platforms)
     if spec.lock_file:
-        return read_lock_set(spec.lock_file, wanted)
+        return read_lock_set(spec.lock_file, wanted, spec.lock_categories)
     cutoff = parse_exclude_newer(exclude_newer)
     per_platform = {p: _solve_platform(spec, p, python_version, glibc, cutoff) for p in wanted}
     channels = list(spec.solver_channels)

@@ -96,7 +96,7 @@ def solve_conda(spec: CanonicalSpec, platform: str, glibc: str | None,
             channel_priority=rattler.ChannelPriority.Strict, exclude_newer=cutoff,
         ))
     except Exception as exc:  # rattler.exceptions.SolverError, FetchRepoDataError, ...
-        raise _solve_error(exc, [public_url(u) for u in urls], platform, spec.origin) from None
+        raise _solve_error(exc, [public_url(u) for u in urls], platform, spec) from None
     out = [LockedPackage(manager="conda", name=r.name.normalized, version=str(r.version), url=public_url(str(r.url)),
                          sha256=r.sha256.hex() if r.sha256 else "", md5=r.md5.hex() if r.md5 else None,
                          build=str(r.build), depends=tuple(r.depends))
@@ -104,9 +104,10 @@ def solve_conda(spec: CanonicalSpec, platform: str, glibc: str | None,
     return sorted(out, key=lambda p: p.name)
 
 
-def _solve_error(exc: Exception, channels: list[str], platform: str, where: str | None) -> ResolveError:
+def _solve_error(exc: Exception, channels: list[str], platform: str, spec: CanonicalSpec) -> ResolveError:
     from rattler.exceptions import SolverError
 
+    where = spec.origin
     text = str(exc).strip()
     text = re.sub(r"^Cannot solve the request because of:\s*", "", text)
     searched = ", ".join(channels)
@@ -117,8 +118,11 @@ def _solve_error(exc: Exception, channels: list[str], platform: str, where: str 
                             fix="check the channels are reachable and indexed (`rattler index`, `conda index`)")
     missing = re.match(r"No candidates were found for (.+?)\.?$", text)
     if missing:
+        # The package asked for (its line), or, for a dependency of one, the spec file.
+        name = re.split(r"[\s=<>!~\[]", missing.group(1).split("::")[-1], maxsplit=1)[0].lower()
         return ResolveError(f"no package matches {missing.group(1)} for {platform} in channel(s) {searched}",
-                            where=where, fix="check the name and version, or add the channel that has it")
+                            where=spec.origin_of("conda", name),
+                            fix="check the name and version, or add the channel that has it")
     lines = text.splitlines()
     explanation = "\n".join("  " + line for line in lines[:30]) + ("\n  ..." if len(lines) > 30 else "")
     return ResolveError(f"the conda packages cannot be installed together on {platform}:\n{explanation}",

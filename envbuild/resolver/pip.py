@@ -72,9 +72,7 @@ def solve_pip(requirements: list[str], options: list[str], python_version: str, 
                 cmd += ["--constraint", str(constraint)]
         proc = subprocess.run(cmd, capture_output=True, text=True, env=_uv_env())
         if proc.returncode != 0:
-            raise ResolveError(f"pip requirements cannot be resolved for Python {py} on {platform}:\n"
-                               f"{_uv_message(proc.stderr)}",
-                               fix="check the package names and versions (the message above names the conflict)")
+            raise _uv_error(proc.stderr, py, platform)
         data = tomllib.loads(out.read_text(encoding="utf-8"))
     tags = _target_tags(py, target, glibc)
     return [_pick_file(pkg, tags, py, platform) for pkg in data.get("packages", [])]
@@ -93,10 +91,30 @@ def _uv_env() -> dict:
     return env
 
 
-def _uv_message(stderr: str) -> str:
+def _uv_error(stderr: str, py: str, platform: str) -> ResolveError:
+    """uv's failure as one message: a package that fails to build is named, with the lines that explain why."""
+    import re
+
+    failed = re.search(r"Failed to (?:download and )?build\s+`([^`]+)`", stderr)
+    if failed:
+        name = re.split(r"[=<>!~ @]", failed.group(1), maxsplit=1)[0]
+        return ResolveError(f"pip package {failed.group(1)} cannot be built for Python {py} on {platform} (it has no "
+                            f"wheel for it, and building its sdist failed):\n{_uv_message(stderr)}",
+                            fix=f"pin a version of {name} that publishes a wheel for Python {py}, or replace it (see "
+                                "uv's hints above); for an old pip-only environment, lock for its Python with "
+                                "--python")
+    return ResolveError(f"pip requirements cannot be resolved for Python {py} on {platform}:\n{_uv_message(stderr)}",
+                        fix="check the package names and versions (the message above names the conflict)")
+
+
+def _uv_message(stderr: str, head: int = 12, tail: int = 12) -> str:
+    """uv's output, indented: its first lines (what failed, and where) and its last (the cause and uv's hints),
+    with the middle cut when it is long (a build's stack frames)."""
     lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    if len(lines) > head + tail:
+        lines = lines[:head] + [f"... ({len(lines) - head - tail} lines cut)"] + lines[-tail:]
     # uv echoes index URLs in some messages: never show credentials either.
-    return "\n".join("  " + public_text(line) for line in lines[-15:])
+    return "\n".join("  " + public_text(line) for line in lines)
 
 
 def _target_tags(py: str, target: Platform, glibc: str) -> list[str]:

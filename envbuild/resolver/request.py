@@ -8,7 +8,7 @@ from typing import Iterable
 
 from ..errors import SpecError
 from ..keys import CanonicalSpec, lock_key, lock_set_key
-from ..lockfile import FIX, Lock, LockSet, read_lock_file
+from ..lockfile import FIX, MAIN, Lock, LockSet, read_lock_file
 from ..platforms import PLATFORMS
 
 
@@ -41,9 +41,10 @@ def read_lock(path: str | os.PathLike, platform: str | None = None) -> Lock:
     return read_lock_set(path, [platform] if platform else None).locks[0]
 
 
-def read_lock_set(path: str | os.PathLike, platforms: list[str] | None = None) -> LockSet:
-    """A user-supplied conda-lock.yml as it is (no solve), validated: known version, platforms, hashes."""
-    given = read_lock_file(path)
+def read_lock_set(path: str | os.PathLike, platforms: list[str] | None = None, categories=MAIN) -> LockSet:
+    """A user-supplied conda-lock.yml as it is (no solve), validated: known version, platforms, hashes; the
+    packages of `categories` (main, and the extras chosen)."""
+    given = read_lock_file(path, categories)
     available = list(given.platforms)
     if platforms is None:
         platforms = ["linux-64"] if "linux-64" in available else available[:1]
@@ -56,6 +57,12 @@ def read_lock_set(path: str | os.PathLike, platforms: list[str] | None = None) -
     for platform in platforms:
         packages = given.packages.get(platform, ())
         for p in packages:
+            if p.manager == "pip" and not p.url.startswith(("https://", "http://", "file://")):
+                # conda-lock pins a VCS requirement to a commit, and writes the commit where the hash goes.
+                raise SpecError(f"pip package {p.name} is locked to a VCS checkout ({p.url}), which cannot be "
+                                "installed hash-checked", where=str(given.path),
+                                fix=f"require a released {p.name} (or a wheel URL) in the environment file and lock "
+                                    "it again (`envbuild lock environment.yml -o conda-lock.yml`)")
             if not (p.sha256 or (p.manager == "conda" and p.md5)):
                 raise SpecError(f"package {p.name} {p.version} ({platform}) has no sha256 or md5 hash",
                                 where=str(given.path), fix=FIX)

@@ -12,6 +12,7 @@ conda.yaml next to it, and the Dockerfile text as a file. Loading it gives back 
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -52,6 +53,7 @@ def load_azureml_environment(path: Path, env, name: str | None = None, document:
         raise SpecError(f"unknown field {unknown[0]!r} in an Azure ML environment",
                         where=document.where(document.key_node(root, unknown[0])),
                         fix=f"use only {', '.join(sorted(AZUREML_FIELDS | _METADATA))}")
+    _warn_unused(document)
     extension = data.get(_EXTENSION)
     if extension is not None and (not isinstance(extension, dict) or set(extension) - _EXTENSION_FIELDS):
         raise SpecError(f"`{_EXTENSION}:` must be a mapping of {', '.join(sorted(_EXTENSION_FIELDS))}",
@@ -76,6 +78,18 @@ def load_azureml_environment(path: Path, env, name: str | None = None, document:
     env.python.user_managed_dependencies = env.python.conda_dependencies.is_empty and not has_lock
     if extension:
         _load_extension(document, extension, env)
+
+
+# Fields of the schema that describe how Azure ML serves the image, not what is in it: read, not used.
+_UNUSED_FIELDS = {"inference_config": "the routes of an Azure ML inference server (liveness, readiness, scoring); "
+                                      "envbuild images start no server: `envbuild run` runs the command you give"}
+
+
+def _warn_unused(document: YamlDocument) -> None:
+    for name in sorted(set(document.data) & set(_UNUSED_FIELDS)):
+        logging.getLogger(__name__).warning("%s: `%s` is not used: it holds %s",
+                                            document.where(document.key_node(document.node, name)), name,
+                                            _UNUSED_FIELDS[name])
 
 
 def load_inline_environment(document: YamlDocument, env, name: str | None = None) -> None:

@@ -2,13 +2,15 @@
 
 Files: a Dockerfile by its name; YAML by its fields (a conda-lock file, an Azure ML environment, an Azure ML job
 with an inline `environment:`, a conda environment.yml); anything else is a pip requirements file. Directories: a
-conda prefix, a `save_to_directory` folder, a build context, or a project holding a spec file. Project files of
+conda prefix, a `save_to_directory` folder, a build context, or a project holding a conda-lock.yml (preferred, and
+said so, where an environment.yml sits beside it: conda-lock installs from the lock) or a spec file. Project files of
 other tools (pyproject.toml, Pipfile, ...) are refused with the command that exports them. The functions build the
 Environment through the class they are given (`cls`): the model imports this module, not the other way round.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -18,8 +20,13 @@ from .azureml import ENVIRONMENT_FILE, load_azureml_environment, load_inline_env
 from .conda_file import AZUREML_FIELDS, CONDA_FILE_KEYS, load_conda_file
 from .source import read_yaml
 
+log = logging.getLogger(__name__)
+
 # Files people point at that hold a project's dependencies in another tool's format.
 _PROJECT_FILES = {"pipfile", "setup.py", "setup.cfg", "pyproject.toml", "poetry.lock", "uv.lock", "pipfile.lock"}
+# What a project directory is loaded from, in this order after a lock file (which wins, as for conda-lock).
+_PROJECT_SPECS = ("environment.yml", "conda.yaml", "conda.yml", "requirements.txt")
+_LOCK_FILES = ("conda-lock.yml", "conda-lock.yaml")
 # Prefixes of references (envbuild.references resolves them): named in the error when one reaches a file loader.
 _REFERENCE_PREFIXES = ("curated:", "docker://")
 
@@ -55,13 +62,20 @@ def _load_directory(cls, directory: Path, name: str | None):
         return cls.from_file(directory / ENVIRONMENT_FILE, name)
     if (directory / "Dockerfile").is_file():
         return cls.from_build_context(name or directory.name, directory)
-    # A project directory: the spec file it is known by.
-    for file_name in ("environment.yml", "conda.yaml", "conda.yml", "requirements.txt"):
-        if (directory / file_name).is_file():
-            return cls.from_file(directory / file_name, name)
+    # A project directory: its lock file (what conda-lock installs from), else the spec file it is known by.
+    specs = [directory / f for f in _PROJECT_SPECS if (directory / f).is_file()]
+    lock = next((directory / f for f in _LOCK_FILES if (directory / f).is_file()), None)
+    if lock is not None:
+        if specs:
+            log.warning("%s: loading %s, not %s: the lock is installed as it is, as `conda-lock install` does "
+                        "(pass %s itself to solve it again)", directory, lock.name, specs[0].name, specs[0])
+        return cls.from_file(lock, name or directory.name)
+    if specs:
+        return cls.from_file(specs[0], name)
     raise SpecError(f"{directory} is a directory with nothing envbuild can load", where=str(directory),
                     fix="pass a spec file, a conda prefix (with conda-meta/), a build context (with a Dockerfile), "
-                        "a directory written by save_to_directory or one with environment.yml/requirements.txt")
+                        "a directory written by save_to_directory or one with conda-lock.yml, environment.yml or "
+                        "requirements.txt")
 
 
 def _load_yaml_spec(cls, path: Path, name: str | None):

@@ -195,6 +195,8 @@ class Environment:
     environment_variables: dict[str, str] = field(default_factory=dict)
     # A conda-lock.yml to install as is (no solve); its packages' urls and hashes enter the key.
     lock_file: str | None = None
+    # The categories of lock_file to install: main, and the extras chosen (conda-lock's --dev / --extras NAME).
+    lock_categories: tuple[str, ...] = ("main",)
     # Files read to make this environment (spec files and their includes), for the raw-bytes memo.
     source_files: list[str] = field(default_factory=list, compare=False, repr=False)
 
@@ -316,6 +318,33 @@ class Environment:
         from ..api import build
 
         return build(self, **options)
+
+    # -- the catalog (Azure ML's workspace environments; `catalog_url` default: $ENVBUILD_CATALOG, else the home's)
+    def register(self, *, home=None, catalog_url: str | None = None) -> Environment:
+        """Register this definition in the catalog; the registered version (`env.register(ws)` in the SDK)."""
+        from ..catalog.store import Catalog
+
+        with Catalog(home, catalog_url) as catalog:
+            return catalog.get(self.name, catalog.register(self))
+
+    @classmethod
+    def get(cls, name: str, version: str | None = None, label: str | None = "latest", *, home=None,
+            catalog_url: str | None = None) -> Environment:
+        """A registered version: `version`, else the one `label` names (only "latest" exists in envbuild)."""
+        from ..catalog.store import Catalog
+
+        if version is None and label not in (None, "latest"):
+            raise SpecError(f"unknown label {label!r}", fix="use label='latest' or give a version")
+        with Catalog(home, catalog_url) as catalog:
+            return catalog.get(name, version)
+
+    @classmethod
+    def list(cls, *, home=None, catalog_url: str | None = None) -> dict[str, Environment]:
+        """The latest version of every registered environment, by name (the SDK's `Environment.list(ws)`)."""
+        from ..catalog.store import Catalog
+
+        with Catalog(home, catalog_url) as catalog:
+            return {entry.name: catalog.environment(entry) for entry in catalog.list()}
 
     # -- values --------------------------------------------------------------------------------------------------
     def copy(self) -> Environment:

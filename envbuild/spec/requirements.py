@@ -104,7 +104,8 @@ def _parse_one(text: str, origin: Origin, seen: set[str], files: list[str]) -> l
                 return [RequirementLine(None, f"--constraint {r.text}", r.origin) for r in lines if r.text]
             return lines
         if flag in ("-e", "--editable"):
-            if not re.match(r"^(git|hg|svn|bzr)\+[a-z]+://", value):
+            # A bare VCS URL, or one named as PEP 508 has it (`name @ git+https://...`, spaces or none).
+            if not re.match(r"^(?:[A-Za-z0-9][\w.-]*\s*(?:\[[^\]]*\])?\s*@\s*)?(git|hg|svn|bzr)\+[a-z]+://", value):
                 raise SpecError(f"editable requirement {value!r} cannot go into an image: only a VCS URL "
                                 "(git+https://...) can be installed there", where=str(origin),
                                 fix="build a wheel, or use a pinned VCS URL (`name @ git+https://...@<commit>`)")

@@ -205,7 +205,7 @@ def _templates(ws: data.Workspace) -> Jinja2Templates:
     user_home = os.path.expanduser("~")
     shown_home = "~" + str(ws.home)[len(user_home):] if str(ws.home).startswith(user_home + "/") else str(ws.home)
     environment.globals.update(home=shown_home,
-                               catalog=data.catalog_label(ws.catalog_url) if ws.catalog_url else "home catalog")
+                               catalog=data.catalog_label(ws))
     return Jinja2Templates(env=environment)
 
 

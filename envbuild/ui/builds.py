@@ -23,7 +23,7 @@ ENDS = ("end", "error")
 class PageBuild:
     """A build started from the page: events in memory, appended by the build thread, read by any request."""
 
-    def __init__(self, build_id: str, name: str, version: int):
+    def __init__(self, build_id: str, name: str, version: str):
         self.id, self.name, self.version = build_id, name, version
         self._events: list[dict] = [{"event": "start", "name": name, "version": version, "pid": os.getpid(),
                                      "at": time.time()}]
@@ -65,7 +65,7 @@ class Builds:
         self._own: dict[str, PageBuild] = {}
         self._lock = threading.Lock()
 
-    def start(self, name: str, version: int) -> PageBuild:
+    def start(self, name: str, version: str | None) -> PageBuild:
         """Build the catalog version `name:version` in a thread; the PageBuild to follow."""
         with self.workspace.catalog() as cat:
             entry = cat.entry(name, version)  # fails now, on the request, for a version that does not exist
@@ -81,7 +81,8 @@ class Builds:
         from ..runner import lock_text
 
         try:
-            env = entry.environment
+            with self.workspace.catalog() as cat:
+                env = cat.environment(entry)  # with its files (build context, lock file) from the catalog
             check_unchanged(env, entry)
             image = build_image(env, cache_dir=self.workspace.home,
                                 on_progress=lambda stage, message: build.add(

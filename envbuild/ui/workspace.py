@@ -22,29 +22,21 @@ from pathlib import Path
 from .. import catalog, config
 from ..cache import Index
 from ..curated import is_curated, load_curated
-from ..errors import CatalogError, EnvbuildError
+from ..errors import EnvbuildError
 
 ENGINE_SIZES_SECONDS = 30.0  # how long the engine's per-image sizes are reused (one /system/df costs ~1 s)
 
 
 def open_catalog(home: Path, url: str | None) -> catalog.Catalog:
-    """The catalog the UI reads and writes: `url` (--catalog) names a catalog server, else the home's own.
-
-    Today's Catalog is the SQLite file of a home only; a URL is refused with a message until the catalog takes
-    one (then this is the one call to change)."""
-    if url:
-        raise CatalogError(f"this envbuild's catalog cannot open {catalog_label(url)}",
-                           fix="leave out --catalog to use the catalog of the envbuild home")
-    return catalog.Catalog(home)
+    """The catalog the UI reads and writes: `url` (--catalog, else $ENVBUILD_CATALOG), else the home's own."""
+    return catalog.Catalog(home, url)
 
 
-def catalog_label(url: str) -> str:
-    """A catalog URL without its password, fit for a message or a page."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+def catalog_label(ws: Workspace) -> str:
+    """Which catalog the pages are about: "home catalog", or the catalog's URL without its password."""
+    with ws.catalog() as cat:
+        where = cat.where
+    return "home catalog" if where.startswith(f"sqlite:///{ws.home}/") else where
 
 
 @dataclass(frozen=True)
@@ -212,7 +204,7 @@ def resolve(ws: Workspace, ref: str) -> tuple:
     name, number = catalog.parse_ref(ref)
     with ws.catalog() as cat:
         entry = cat.entry(name, number)
-    return entry.environment, entry
+        return cat.environment(entry), entry
 
 
 def diff(ws: Workspace, old_ref: str, new_ref: str) -> dict:
@@ -220,17 +212,18 @@ def diff(ws: Workspace, old_ref: str, new_ref: str) -> dict:
     added, removed, version moved), when both have been built."""
     from dataclasses import asdict
 
-    from ..explain import diff_environments, diff_locked
+    from ..explain import compared_form, diff_environments, diff_locked
 
     old, old_entry = resolve(ws, old_ref)
     new, new_entry = resolve(ws, new_ref)
-    changes, metadata = diff_environments(old, new)
+    (old_form, old_key), (new_form, new_key) = compared_form(old, old_entry), compared_form(new, new_entry)
+    changes, metadata = diff_environments(old, new, old_form, new_form)
     locks = [_latest_lock(entry) for entry in (old_entry, new_entry)]
     lock_changes = None
     if all(locks):
         old_packages, new_packages = ([p for packages in _locked(text).values() for p in packages] for text in locks)
         lock_changes = [asdict(d) for d in diff_locked(old_packages, new_packages)]
-    return {"old": old_ref, "new": new_ref, "old_key": old.key, "new_key": new.key, "same_key": old.key == new.key,
+    return {"old": old_ref, "new": new_ref, "old_key": old_key, "new_key": new_key, "same_key": old_key == new_key,
             "changes": [asdict(d) for d in changes], "metadata": [asdict(d) for d in metadata],
             "lock_changes": lock_changes}
 
