@@ -161,3 +161,17 @@ def _row_link(table, pid: int) -> str:
         if f"process {pid}" in row.text:
             return row.find_element(By.CSS_SELECTOR, "td a").get_attribute("href")
     pytest.fail(f"no build of process {pid} listed")
+
+
+def test_on_a_team_catalog_the_ui_shows_what_another_machine_registered(postgres, tmp_path):
+    url = postgres.new_database()
+    register(tmp_path / "machine-a", tmp_path, "shared-env", "six\n", "requirements.txt", "--catalog", url,
+             "--description", "registered on machine A")
+    with ui_server(tmp_path / "machine-b", "--catalog", url) as base, chromium() as browser:
+        browser.get(base + "/")
+        table = wait_for(browser, "#environments", "shared-env")
+        assert "registered on machine A" in table.text
+        header = browser.find_element(By.CSS_SELECTOR, "header .where").text
+        assert "postgresql" in header and "not-a-secret" not in header  # which catalog, never its password
+        browser.get(base + "/env/shared-env/1")
+        assert "six" in wait_for(browser, "#definition").text
