@@ -93,7 +93,7 @@ def test_off_loopback_the_ui_needs_its_token(tmp_path):
         assert httpx.get(base + "/api/environments", headers=allowed).json() == []  # nothing was registered
         created = httpx.post(base + "/api/environments", headers=allowed,
                              data={"text": "six\n", "filename": "requirements.txt", "name": "allowed"})
-        assert created.status_code == 201 and created.json()["version"] == 1
+        assert created.status_code == 201 and created.json()["version"] == "1"
         with chromium() as browser:
             browser.get(base + f"/?token={token}")  # once: the server trades it for a cookie
             assert "token" not in browser.current_url
@@ -119,7 +119,7 @@ def test_pasted_yaml_becomes_version_1_and_its_build_streams_to_the_image(engine
             assert any(line.startswith("#") for line in log.splitlines())  # BuildKit's own lines, streamed
             assert browser.find_element(By.ID, "state").text == "done: built"
             entry = cli_json("env", "show", "--name", "uitest", "--cache-dir", str(home))
-            assert entry["version"] == 1 and entry["description"] == "made in the browser"
+            assert entry["version"] == "1" and entry["description"] == "made in the browser"
             built = entry["builds"][0]
             images.append(built["image"])
             assert built["build_key"] in result.text and "built" in result.text
