@@ -28,6 +28,7 @@ from . import config
 from .cache import Image, Index, image_of, new_entry
 from .engine import Engine
 from .hitpath import remember_file
+from .journal import BuildJournal
 from .keys import request_key, tag_of, template_digest
 from .private_base import pull_private_base
 
@@ -179,6 +180,7 @@ def build(env, *, cache_dir=None, template=None, refresh_lock: bool = False, reb
     engine = Engine()
     index = Index(config.home(cache_dir))
     shared = configured(registry)
+    journal = None
     try:
         pull_private_base(env, engine, on_progress)  # docker.base_image_registry with a login
         base = base_for(spec, engine, on_log)
@@ -198,6 +200,10 @@ def build(env, *, cache_dir=None, template=None, refresh_lock: bool = False, reb
                 index.remember_request(requested, image.key)
                 _notify(on_progress, "cache", f"{image.source}: {image.image}")
                 return image
+
+        # Missed: this call may take minutes, so others can follow it (`envbuild ui` reads the journal).
+        journal = BuildJournal.start(index.home, env.name)
+        on_progress, on_log = journal.tee(on_progress, on_log)
 
         # 2. lock
         resolved = lock(spec, python_version=python, glibc=base.glibc, cache_dir=cache_dir,
@@ -228,8 +234,11 @@ def build(env, *, cache_dir=None, template=None, refresh_lock: bool = False, reb
         index.canonical_put(spec_key, spec.form)  # for `envbuild explain`
         if image.source != "built":
             _notify(on_progress, "cache", f"{image.source}: {image.image}")
+        journal.finish(image)
         return image
     finally:
+        if journal is not None:
+            journal.close()
         index.close()
         engine.close()
 

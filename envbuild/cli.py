@@ -36,6 +36,7 @@ COMMANDS = {
     "diff": "catalog",
     "run": "catalog",
     "shell": "catalog",
+    "ui": "ui",
 }
 
 

@@ -107,6 +107,38 @@ def _diff_ordered(field: str, left: list, right: list) -> list[Difference]:
     return out
 
 
+def compared_form(env, entry=None) -> tuple[dict, str]:
+    """The canonical form and key `envbuild diff` compares for `env`: a catalog version's own, as registered
+    (`entry.canonical`, whatever its files have become since), else the environment's as it is now."""
+    if entry is not None and entry.canonical is not None:
+        return entry.canonical, entry.key
+    return env.canonical(), env.key
+
+
+def diff_environments(old, new, old_form: dict, new_form: dict) -> tuple[list[Difference], list[Difference]]:
+    """What `envbuild diff` reports of two Environments: the differences of their canonical forms (`compared_form`:
+    why their keys differ), and of their metadata, which never reaches a key but which a reviewer wants to see."""
+    changes = diff_canonical(old_form, new_form)
+    metadata = diff_canonical({"description": old.description, "tags": old.tags},
+                              {"description": new.description, "tags": new.tags})
+    return changes, metadata
+
+
+def diff_locked(old: Iterable, new: Iterable) -> list[Difference]:
+    """Packages added, removed or moved to another version between two locks (lockfile.LockedPackage values),
+    paired by manager and name: `field` is the manager, `item` the package, a and b its versions."""
+    sides: dict[tuple[str, str], list] = {}
+    for side, packages in ((0, old), (1, new)):
+        for package in packages:
+            sides.setdefault((package.manager, package.name), [None, None])[side] = package.version
+    out = []
+    for (manager, name), (a, b) in sorted(sides.items()):
+        if a != b:
+            change = "added" if a is None else "removed" if b is None else "changed"
+            out.append(Difference(manager, change, a, b, item=name))
+    return out
+
+
 def format_differences(differences: list[Difference], label_a: str = "A", label_b: str = "B") -> str:
     """Text for a person: one line per difference, A and B named."""
     if not differences:

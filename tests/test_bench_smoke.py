@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 # P1 shares its module (bench_cache) with the engine benchmarks P2/P8; its run() takes `only` and skips them.
-NO_ENGINE = {"P1", "P3", "P5", "replay"}
+NO_ENGINE = {"P1", "P3", "P5", "replay", "ui"}
 ENTRY_FIELDS = {"id", "name", "value", "unit", "baseline", "baseline_name", "ratio", "target", "details", "machine"}
 
 

@@ -50,9 +50,14 @@ def _index(args):
     return Index(config.home(args.cache_dir))
 
 
+def listing(index) -> list[dict]:
+    """What `ls --json` prints (and `envbuild ui` shows): every index entry with its key, newest first."""
+    return sorted(({"key": key, **entry} for key, entry in index.entries()), key=lambda e: -e["created"])
+
+
 def cmd_ls(args) -> int:
     with _index(args) as index:
-        rows = sorted(({"key": key, **entry} for key, entry in index.entries()), key=lambda e: -e["created"])
+        rows = listing(index)
     if args.json:
         print(json.dumps(rows, sort_keys=True))
         return 0
@@ -65,10 +70,16 @@ def cmd_ls(args) -> int:
     return 0
 
 
+def detail(index, key: str) -> dict:
+    """What `show --json` prints of the image `key` names: its entry, labels, lock, Dockerfile and build log."""
+    key = index.find(key)
+    return {"key": key, "entry": index.get(key), **(index.detail_get(key) or {}), "log": index.log_get(key)}
+
+
 def cmd_show(args) -> int:
     with _index(args) as index:
-        key = index.find(args.key)
-        shown = {"key": key, "entry": index.get(key), **(index.detail_get(key) or {}), "log": index.log_get(key)}
+        shown = detail(index, args.key)
+        key = shown["key"]
     if args.json:
         print(json.dumps(shown, sort_keys=True, default=str))
         return 0
@@ -88,13 +99,19 @@ def cmd_show(args) -> int:
     return 0
 
 
-def cmd_stats(args) -> int:
-    with _index(args) as index:
-        stats = index.stats()
-        entries = [entry for _, entry in index.entries()]
+def summary(index) -> dict:
+    """What `stats --json` prints: the index's counters, its images and their size, the hit rate."""
+    stats = index.stats()
+    entries = [entry for _, entry in index.entries()]
     asked = stats["hits"] + stats["misses"]
     stats.update(images=len(entries), size=sum(e.get("size") or 0 for e in entries),
                  hit_rate=stats["hits"] / asked if asked else None)
+    return stats
+
+
+def cmd_stats(args) -> int:
+    with _index(args) as index:
+        stats = summary(index)
     if args.json:
         print(json.dumps(stats, sort_keys=True))
         return 0
@@ -132,28 +149,37 @@ def cmd_logs(args) -> int:
     return 0
 
 
-def cmd_gc(args) -> int:
+def garbage(index, *, policy: str, max_size: str | None, older_than: str | None, dry_run: bool) -> dict:
+    """What `gc --json` prints: the images gc removes (or, on a dry run, would remove) for limits written as on
+    the command line (`50GB`, `30d`)."""
     from ..cache import collect_garbage
     from ..engine import Engine
     from ..errors import CacheError
     from ..policies import parse_age, parse_size
 
-    if not args.max_size and not args.older_than:
+    if not max_size and not older_than:
         raise CacheError("gc needs a limit", fix="pass --max-size (e.g. 50GB) and/or --older-than (e.g. 30d)")
     try:
-        max_size = parse_size(args.max_size) if args.max_size else None
-        older_than = parse_age(args.older_than) if args.older_than else None
+        max_bytes = parse_size(max_size) if max_size else None
+        max_age = parse_age(older_than) if older_than else None
     except ValueError as exc:
         raise CacheError(str(exc)) from None
     engine = Engine()
     try:
-        with _index(args) as index:
-            evicted = collect_garbage(index, engine, policy=args.policy, max_size=max_size, older_than=older_than,
-                                      dry_run=args.dry_run)
+        evicted = collect_garbage(index, engine, policy=policy, max_size=max_bytes, older_than=max_age,
+                                  dry_run=dry_run)
     finally:
         engine.close()
+    return {"dry_run": dry_run, "policy": policy, "evicted": evicted}
+
+
+def cmd_gc(args) -> int:
+    with _index(args) as index:
+        result = garbage(index, policy=args.policy, max_size=args.max_size, older_than=args.older_than,
+                         dry_run=args.dry_run)
+    evicted = result["evicted"]
     if args.json:
-        print(json.dumps({"dry_run": args.dry_run, "policy": args.policy, "evicted": evicted}, sort_keys=True))
+        print(json.dumps(result, sort_keys=True))
         return 0
     verb = "would remove" if args.dry_run else "removed"
     for record in evicted:

@@ -145,14 +145,21 @@ def cmd_create(args) -> int:
     return 0
 
 
+def curated_rows() -> list[dict]:
+    """What `env list --curated --json` prints (and `envbuild ui` shows): each curated environment's versions."""
+    from .. import curated
+
+    return [{"name": name, "versions": curated.curated_versions(name),
+             "ref": f"curated:{name}:{curated.curated_versions(name)[-1]}",
+             "description": curated.load_curated(f"curated:{name}").description}
+            for name in curated.curated_names()]
+
+
 def cmd_list(args) -> int:
-    from .. import catalog, curated
+    from .. import catalog
 
     if args.curated:
-        rows = [{"name": name, "versions": curated.curated_versions(name),
-                 "ref": f"curated:{name}:{curated.curated_versions(name)[-1]}",
-                 "description": curated.load_curated(f"curated:{name}").description}
-                for name in curated.curated_names()]
+        rows = curated_rows()
         if args.json:
             _print_json(rows)
         else:
@@ -264,13 +271,10 @@ def cmd_history(args) -> int:
 def cmd_diff(args) -> int:
     from dataclasses import asdict
 
-    from ..explain import diff_canonical, format_differences
+    from ..explain import diff_environments, format_differences
 
     (old, old_form, old_key), (new, new_form, new_key) = (_as_registered(ref, args) for ref in (args.old, args.new))
-    changes = diff_canonical(old_form, new_form)
-    # Metadata never reaches the key, but a reviewer of two versions wants to see it changed.
-    metadata = diff_canonical({"description": old.description, "tags": old.tags},
-                              {"description": new.description, "tags": new.tags})
+    changes, metadata = diff_environments(old, new, old_form, new_form)
     if args.json:
         _print_json({"old": args.old, "new": args.new, "old_key": old_key, "new_key": new_key,
                      "same_key": old_key == new_key, "changes": [asdict(d) for d in changes],
@@ -286,12 +290,11 @@ def cmd_diff(args) -> int:
 def _as_registered(ref: str, args):
     """The environment `ref` names, with the canonical form and key to compare: a catalog version's own, as
     registered (whatever its files have become since); a spec file's as it is now."""
+    from ..explain import compared_form
     from ..references import resolve
 
     env, entry = resolve(ref, home=args.cache_dir, catalog_url=args.catalog)
-    if entry is not None and entry.canonical is not None:
-        return env, entry.canonical, entry.key
-    return env, env.canonical(), env.key
+    return (env, *compared_form(env, entry))
 
 
 # -- run, shell ---------------------------------------------------------------------------------------------------
