@@ -121,7 +121,12 @@ def from_dict(data: dict, cls: type = Environment):
     for name, value in data.items():
         section = known[name].default_factory
         nested = isinstance(section, type) and dataclasses.is_dataclass(section)
-        values[name] = from_dict(value, section) if nested else copy.deepcopy(value)
+        if nested:
+            values[name] = from_dict(value, section)
+        elif isinstance(known[name].default, tuple) and isinstance(value, list):
+            values[name] = tuple(value)  # JSON has no tuples: a tuple field comes back as the list it was saved as
+        else:
+            values[name] = copy.deepcopy(value)
     return cls(**values)
 
 
