@@ -39,8 +39,8 @@ HIT_JOURNAL = "hits.log"
 SOURCES = ("built", "cache", "engine", "registry", "joined")
 
 
-class Image(namedtuple("Image", "image id key spec_key lock_key cached source seconds digest builder warnings",
-                       defaults=(None, None, ()))):
+class Image(namedtuple("Image", "image id key spec_key lock_key cached source seconds digest builder warnings "
+                                "push_seconds", defaults=(None, None, (), None))):
     """An environment's image and how this call obtained it (`source`, one of SOURCES):
     built here; from the cache index; from the engine (its key tag was there without an index entry); pulled from
     the shared registry; or joined (an identical build in flight elsewhere finished it while this call waited).
@@ -48,7 +48,8 @@ class Image(namedtuple("Image", "image id key spec_key lock_key cached source se
     Fields: image (reference repository:tag, tag derived from the build key), id (the engine's image id), key (build
     key), spec_key, lock_key, cached (False only when this call ran the build), source, seconds, digest (manifest
     digest in the shared registry, when pushed or pulled), builder (buildx | buildkit | classic, when built),
-    warnings. Immutable; a named tuple rather than a dataclass because `dataclasses` (and `inspect` behind it)
+    warnings, push_seconds (time spent pushing the image and its cache sources to the shared registry after
+    `seconds`; None when nothing was pushed). Immutable; a named tuple rather than a dataclass because `dataclasses` (and `inspect` behind it)
     would cost the cache-hit path milliseconds of imports. Made only by `image_of`, from an index entry."""
 
     __slots__ = ()
