@@ -318,20 +318,28 @@ class IndexReader:
 def collect_garbage(index: Index, engine, *, policy: str = "lru", max_size: int | None = None,
                     older_than: float | None = None, dry_run: bool = False) -> list[dict]:
     """Evict cached images (image and index entry together) until the rest fits `max_size` bytes and nothing
-    is unused for more than `older_than` seconds; the order is the policy's (envbuild.policies).
+    is unused for more than `older_than` seconds; the order is the policy's (envbuild.policies), sizes are what the
+    images occupy on the engine with shared layers counted once (envbuild.disk_usage).
 
-    Returns one record per chosen image: key, image, size, and `removed` (False on a dry run, or when the engine
+    Returns one record per chosen image: key, image, size, `frees` (the bytes its removal frees, after the images
+    chosen before it: the records' sum is what the plan frees) and `removed` (False on a dry run, or when the engine
     refused because a container still uses the image: its entry is then kept, so the index never lies).
     """
     import urllib.parse
 
+    from .disk_usage import measure
     from .policies import choose_evictions
 
     entries = dict(index.entries())
+    footprint = measure(engine, [entry["id"] for entry in entries.values()])
+    chosen = choose_evictions(entries, policy, max_size=max_size, older_than=older_than,
+                              occupied=lambda keys: footprint.total(entries[key]["id"] for key in keys))
     evicted = []
-    for build_key in choose_evictions(entries, policy, max_size=max_size, older_than=older_than):
+    for number, build_key in enumerate(chosen):
         entry = entries[build_key]
+        before = footprint.frees(entries[key]["id"] for key in chosen[:number])
         record = {"key": build_key, "image": entry["image"], "name": entry.get("name"), "size": entry.get("size", 0),
+                  "frees": footprint.frees(entries[key]["id"] for key in chosen[:number + 1]) - before,
                   "removed": False, "reason": None}
         if not dry_run:
             status, body = engine.request("DELETE", f"/images/{urllib.parse.quote(entry['image'], safe='')}")

@@ -109,7 +109,8 @@ def transfer(args: list[str], *, what: str, on_log: Callable[[str], None] | None
             timer.cancel()
         process.stdout.close()
     if refused is not None:
-        raise error(f"docker {what}: the registry refused a layer ({_short(refused)})", fix=fix)
+        raise error(f"docker {what}: the registry refused a layer, stopped at the CLI's first retry "
+                    f"({_short(refused)})", fix=fix)
     if returncode != 0:
         if timeout and returncode < 0:
             raise error(f"docker {what} took more than {timeout:.0f}s", fix=fix)
