@@ -19,6 +19,7 @@ helper), read by the docker SDK's own ``docker.auth``, so a private registry is 
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import logging
@@ -168,7 +169,8 @@ class Registry:
         from .engine import cli
 
         self._check_available()
-        cli.pull(ref, on_log=on_log, error=CacheError, fix=_FIX, timeout=TRANSFER_TIMEOUT)
+        with self._refusal_ends_sharing():
+            cli.pull(ref, on_log=on_log, error=CacheError, fix=_FIX, timeout=TRANSFER_TIMEOUT)
 
     def push(self, local_ref: str, tags: list[str], on_log: Callable[[str], None] | None = None) -> str | None:
         """Push `local_ref` under each of `tags`; returns the manifest digest the registry reported. Raises
@@ -183,8 +185,9 @@ class Registry:
                 ref = self.ref(tag)
                 engine.tag(local_ref, ref)
                 try:
-                    pushed_digest = cli.push(ref, on_log=on_log, error=CacheError, fix=_FIX,
-                                             timeout=TRANSFER_TIMEOUT) or pushed_digest
+                    with self._refusal_ends_sharing():
+                        pushed_digest = cli.push(ref, on_log=on_log, error=CacheError, fix=_FIX,
+                                                 timeout=TRANSFER_TIMEOUT) or pushed_digest
                 finally:
                     # The registry keeps the image; the local extra tag would only clutter `docker images`.
                     engine.remove(ref, prune=False)
@@ -195,6 +198,16 @@ class Registry:
     def _check_available(self) -> None:
         if not self.available():
             raise CacheError(self.unavailable, fix=_FIX)
+
+    @contextlib.contextmanager
+    def _refusal_ends_sharing(self):
+        """A transfer the registry refused makes it unavailable for the rest of this Registry's life (one call):
+        the next push would be refused too, and cost seconds more."""
+        try:
+            yield
+        except CacheError as exc:
+            self._available, self.unavailable = False, exc.what
+            raise
 
 
 def _reason(exc: Exception) -> str:
