@@ -341,10 +341,10 @@ def _build(index: Index, engine: Engine, shared, plan, resolved, env, chosen, st
     warnings = (chosen.limitations,) if chosen.limitations else ()
     for warning in warnings:
         _notify(on_progress, "build", f"warning: {warning}")
-    from .layer_cache import cache_options, installer_stages
+    from .layer_cache import Sources, cache_options, cache_sources
 
-    stages = installer_stages(plan, engine.image_id) if shared is not None else []
-    cache_from, cache_args = cache_options(plan, stages, shared, chosen)
+    sources = cache_sources(plan, engine.image_id) if shared is not None else Sources([], None)
+    cache_from, cache_args = cache_options(plan, sources, shared, chosen)
     _notify(on_progress, "build", f"building {plan.image} with {chosen.kind}")
     build_started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="envbuild-context-") as tmp:
@@ -373,15 +373,17 @@ def _share(index: Index, engine: Engine, shared, image: Image, requested: str, p
     `push_seconds`. A registry that is down or refuses ends this within seconds (registry.Registry.available, and
     the CLI stopped at its first retry): the image stays local, and the result's warnings say so in one line."""
     from .errors import BuildError, CacheError
-    from .layer_cache import installer_stages, share_stages
+    from .layer_cache import cache_sources, new_final_tags, share_stages
 
     started = time.perf_counter()
     _notify(on_progress, "registry", f"pushing {shared.build_ref(image.key)}")
     try:
-        pushed = shared.push(image.image, [tag_of(image.key), "req-" + tag_of(requested)], on_log)
+        sources = cache_sources(plan, engine.image_id)
+        pushed = shared.push(image.image, [tag_of(image.key), "req-" + tag_of(requested)]
+                             + new_final_tags(sources, shared), on_log)
         index.update(image.key, digest=pushed)
         image = image._replace(digest=pushed)
-        share_stages(plan, installer_stages(plan, engine.image_id), shared, chosen, on_log)
+        share_stages(plan, sources.stages, shared, chosen, on_log)
     except (CacheError, BuildError) as exc:
         _notify(on_progress, "registry", f"warning: not shared, the image stays local: {exc.what}")
         image = image._replace(warnings=image.warnings + (f"not shared: {exc.what.splitlines()[0]}",))

@@ -13,12 +13,17 @@ How, by builder:
   installer stage is pushed as an image of its own, built with ``--target STAGE`` (all steps already cached, so
   seconds) and tagged ``stage-<stage key>``; later builds name those images with ``--cache-from``.
 
-Naming (why sources cannot collide): a stage key (keys.stage_key) is over the stage's instructions, the image id or
-stage key it starts from, and the bytes of the context files it reads. A tag names one content, so no build, from
-any machine, overwrites a source with something else, and two environments of the same name never share one
-unless they share that stage (an old scheme tagged every `requirements.txt` environment `name-requirements`). The
-final stage gets no source of its own: every environment's is different, it costs seconds to redo, and a source
-that unrelated environments had to share is exactly what this replaces.
+The final stage's first steps (its base, the GPU libraries, the environment copied from env-installer) are the same
+for every environment with the same installer environment, and redoing them gives a new layer of the whole
+environment (its directories get new times) that each machine would push again. So the first image built with such
+a prefix is tagged ``final-<key of the prefix>``, and later builds name it as a cache source.
+
+Naming (why sources cannot collide): a stage key (keys.stage_key) is over the stage's instructions (the final
+stage's prefix: up to its first step that reads the pip stage or the build context), the image id or stage key it
+starts from and copies from, and the bytes of the context files it reads. A tag names what it offers, and it is
+written once: pushed only when the registry does not have it, never replaced, by any machine. Two environments of
+the same name never share a source unless they share what it offers (an old scheme tagged every
+`requirements.txt` environment `name-requirements`, each build replacing the last).
 """
 
 from __future__ import annotations
@@ -46,24 +51,48 @@ class Stage(NamedTuple):
     key: str
 
 
-def installer_stages(plan: "BuildPlan", image_id: Callable[[str], str | None]) -> list[Stage]:
-    """The named stages of `plan`'s Dockerfile, in order, keyed; `image_id(ref)` is the engine's id of an image a
-    stage starts from or copies from (None: not on the engine, keyed by its reference)."""
+class Sources(NamedTuple):
+    """A plan's cache sources: its installer stages, and the key of its final stage's prefix (None: no installer)."""
+
+    stages: list[Stage]
+    final: str | None
+
+
+def cache_sources(plan: "BuildPlan", image_id: Callable[[str], str | None]) -> Sources:
+    """The keyed cache sources of `plan`'s Dockerfile; `image_id(ref)` is the engine's id of an image a stage starts
+    from or copies from (None: not on the engine, keyed by its reference)."""
     text = plan.dockerfile
     starts = list(_FROM.finditer(text))
     stages: list[Stage] = []
     keys: dict[str, str] = {}
+    final = None
     for number, start in enumerate(starts):
         name = start.group(2)
-        if not name:
-            continue
         body = text[start.start():starts[number + 1].start() if number + 1 < len(starts) else len(text)]
+        if not name:  # the final stage: its prefix, when it starts with what an installer stage made
+            body = _prefix(body, list(keys))
         parents = [start.group(1)] + _COPY_FROM.findall(body)
         parent = "|".join(keys.get(ref) or image_id(ref) or ref for ref in parents)
         reads = {path: item.digest() for path, item in plan.context.items() if _reads(body, path.split("/")[0])}
-        keys[name] = stage_key(body, parent, reads)
-        stages.append(Stage(name, keys[name]))
-    return stages
+        if name:
+            keys[name] = stage_key(body, parent, reads)
+            stages.append(Stage(name, keys[name]))
+        elif keys and any(ref in keys for ref in parents):
+            final = stage_key(body, parent, reads)
+    return Sources(stages, final)
+
+
+def _prefix(body: str, stage_names: list[str]) -> str:
+    """The final stage up to its first step that reads the last installer stage or the build context: what every
+    environment with the same first installer stage has in common."""
+    last = stage_names[-1:] if len(stage_names) > 1 else []
+    lines = []
+    for line in body.splitlines(keepends=True):
+        reads_context = re.match(r"^(COPY|ADD)\s+(?!--from=)", line)
+        if reads_context or any(f"--from={name} " in line for name in last):
+            break
+        lines.append(line)
+    return "".join(lines)
 
 
 def _reads(stage_text: str, top: str) -> bool:
@@ -76,20 +105,32 @@ def exports_all_stages(builder: "Builder") -> bool:
     return builder.kind == "buildx" and builder.driver not in (None, "docker")
 
 
-def cache_options(plan: "BuildPlan", stages: list[Stage], shared: "Registry | None",
+def cache_options(plan: "BuildPlan", sources: Sources, shared: "Registry | None",
                   builder: "Builder") -> tuple[list[str], list[str]]:
     """(--cache-from values, extra build arguments) for building `plan`: the registry's sources for its stages
     that exist (one manifest HEAD each) and, for a rebuild, its own image."""
     if shared is None or not shared.available():
         return [], []
     if exports_all_stages(builder):
-        if not stages:
+        if not sources.stages:
             return [], []
-        ref = shared.ref("cache-" + tag_of(stages[0].key))
+        ref = shared.ref("cache-" + tag_of(sources.stages[0].key))
         return [f"type=registry,ref={ref}"], ["--cache-to", f"type=registry,ref={ref},mode=max"]
-    sources = [shared.stage_ref(stage.key) for stage in stages]
-    sources.append(shared.build_ref(plan.key))
-    return [ref for ref in sources if shared.has(ref.rsplit(":", 1)[1])], []
+    refs = [shared.stage_ref(stage.key) for stage in sources.stages]
+    refs += [shared.ref(final_tag(sources.final))] if sources.final else []
+    refs.append(shared.build_ref(plan.key))
+    return [ref for ref in refs if shared.has(ref.rsplit(":", 1)[1])], []
+
+
+def final_tag(final_key: str) -> str:
+    return "final-" + tag_of(final_key)
+
+
+def new_final_tags(sources: Sources, shared: "Registry") -> list[str]:
+    """The tag of the final stage's prefix, to push the image under if the registry has none yet (write once)."""
+    if sources.final is None or shared.has(final_tag(sources.final)):
+        return []
+    return [final_tag(sources.final)]
 
 
 def share_stages(plan: "BuildPlan", stages: list[Stage], shared: "Registry", builder: "Builder",
