@@ -54,6 +54,7 @@ def _envbuild(*args: str, env: dict) -> tuple[float, dict]:
 def _round(directory: Path, registry: str, b, on_b: dict) -> dict:
     """One round: A builds and shares; B hits, changes one package, and builds that change cold."""
     nonce = uuid.uuid4().hex[:12]
+    b.docker("builder", "prune", "-af")  # every round on a B whose BuildKit has seen nothing (as in the first)
     template = directory / f"round-{nonce}.Dockerfile.j2"  # images no earlier round or run has
     template.write_text('{% extends "environment.Dockerfile.j2" %}\n'
                         f'{{% block user_steps %}}ENV ENVBUILD_BENCH_ROUND={nonce}\n{{% endblock %}}\n')
