@@ -101,22 +101,23 @@ def _lock_index(home: Path) -> Index:
     return index
 
 
-def base_for(env, engine: Engine, on_log=None):
+def base_for(env, engine: Engine, on_log=None, shared=None):
     """The base `env` starts from: its user Dockerfile/context built as given, the image it names, envbuild's GPU
-    base for its stack, or the default base (see bases.base_for_env)."""
+    base for its stack, or the default base (see bases.base_for_env); with a `shared` registry, a base envbuild
+    makes is the registry's (shared_bases.py)."""
     from .bases import base_for_env
     from .keys import canonical_spec
 
-    return base_for_env(canonical_spec(env), engine, on_log=on_log)
+    return base_for_env(canonical_spec(env), engine, on_log=on_log, shared=shared)
 
 
-def _installer_base(spec, engine: Engine, on_log=None) -> str | None:
+def _installer_base(spec, engine: Engine, on_log=None, shared=None) -> str | None:
     """Conda environments are installed with envbuild's own Python base, whatever the final base is."""
     from .bases import DEFAULT_BASE, resolve_base
 
     if not spec.conda:
         return None
-    return resolve_base(DEFAULT_BASE, engine, on_log=on_log).from_ref
+    return resolve_base(DEFAULT_BASE, engine, on_log=on_log, shared=shared).from_ref
 
 
 def lock_python(spec, base, python_version: str | None) -> str | None:
@@ -144,6 +145,7 @@ def render(env, *, cache_dir=None, template=None, refresh_lock: bool = False, gp
     `python_version` the Python of pip-only environments (see lock_python).
     """
     from .keys import canonical_spec
+    from .registry import configured
     from .renderer import render as render_plan
 
     if gpu is not None or cuda is not None:
@@ -152,12 +154,13 @@ def render(env, *, cache_dir=None, template=None, refresh_lock: bool = False, gp
         env.docker.cuda = cuda or env.docker.cuda
     spec = canonical_spec(env)
     engine = Engine()
+    shared = configured()  # the bases a build with ENVBUILD_REGISTRY would stand on
     pull_private_base(env, engine, on_progress)
-    base = base_for(spec, engine, on_log)
+    base = base_for(spec, engine, on_log, shared)
     resolved = lock(spec, python_version=lock_python(spec, base, python_version), glibc=base.glibc,
                     cache_dir=cache_dir, refresh=refresh_lock, on_progress=on_progress)
-    return render_plan(spec, resolved, base, template=template, installer_from=_installer_base(spec, engine, on_log),
-                       buildkit=buildkit)
+    return render_plan(spec, resolved, base, template=template,
+                       installer_from=_installer_base(spec, engine, on_log, shared), buildkit=buildkit)
 
 
 def build(env, *, cache_dir=None, template=None, refresh_lock: bool = False, rebuild: bool = False,
@@ -183,7 +186,9 @@ def build(env, *, cache_dir=None, template=None, refresh_lock: bool = False, reb
     journal = None
     try:
         pull_private_base(env, engine, on_progress)  # docker.base_image_registry with a login
-        base = base_for(spec, engine, on_log)
+        base = base_for(spec, engine, on_log, shared)
+        for warning in base.warnings:
+            _notify(on_progress, "base", f"warning: {warning}")
         python = lock_python(spec, base, python_version)
         spec_key = spec.key
         local_channels = [c for c in spec.channels if c.startswith("file://")]
@@ -199,7 +204,7 @@ def build(env, *, cache_dir=None, template=None, refresh_lock: bool = False, reb
             if image is not None:
                 index.remember_request(requested, image.key)
                 _notify(on_progress, "cache", f"{image.source}: {image.image}")
-                return image
+                return image._replace(warnings=base.warnings + image.warnings)
 
         # Missed: this call may take minutes, so others can follow it (`envbuild ui` reads the journal).
         journal = BuildJournal.start(index.home, env.name)
@@ -211,7 +216,8 @@ def build(env, *, cache_dir=None, template=None, refresh_lock: bool = False, reb
 
         # 3. render
         chosen = find_builder(builder)
-        plan = render_plan(spec, resolved, base, template=template, installer_from=_installer_base(spec, engine, on_log),
+        plan = render_plan(spec, resolved, base, template=template,
+                           installer_from=_installer_base(spec, engine, on_log, shared),
                            **({} if chosen.buildkit else {"buildkit": False}))
         wanted = Wanted(requested, plan)
 
@@ -229,11 +235,12 @@ def build(env, *, cache_dir=None, template=None, refresh_lock: bool = False, reb
                     image = _build(index, engine, shared, plan, resolved, env, chosen, started, on_progress, on_log)
                 # 6. share
                 if shared is not None and (built or (image.source == "engine" and not shared.has(tag_of(image.key)))):
-                    image = _share(index, shared, image, requested, env.name, on_progress, on_log)
+                    image = _share(index, engine, shared, image, requested, plan, chosen, on_progress, on_log)
         index.remember_request(requested, image.key)
         index.canonical_put(spec_key, spec.form)  # for `envbuild explain`
         if image.source != "built":
             _notify(on_progress, "cache", f"{image.source}: {image.image}")
+        image = image._replace(warnings=base.warnings + image.warnings)
         journal.finish(image)
         return image
     finally:
@@ -370,8 +377,10 @@ def _build(index: Index, engine: Engine, shared, plan, resolved, env, chosen, st
     warnings = (chosen.limitations,) if chosen.limitations else ()
     for warning in warnings:
         _notify(on_progress, "build", f"warning: {warning}")
-    name_tag = _name_tag(env.name)
-    cache_from = [shared.ref(name_tag)] if shared and name_tag and shared.has(name_tag) else []
+    from .layer_cache import Sources, cache_options, cache_sources
+
+    sources = cache_sources(plan, engine.image_id) if shared is not None else Sources([], None)
+    cache_from, cache_args = cache_options(plan, sources, shared, chosen)
     _notify(on_progress, "build", f"building {plan.image} with {chosen.kind}")
     build_started = time.perf_counter()
     lines: list[str] = []  # the log so far, kept if the build fails
@@ -389,7 +398,7 @@ def _build(index: Index, engine: Engine, shared, plan, resolved, env, chosen, st
             image_id, build_log = build_image(
                 context, plan.image, labels={**plan.metadata_labels, "org.envbuild.build-key": plan.key,
                                                  "org.envbuild.spec-key": plan.spec_key},
-                secrets=secrets, on_log=kept, cache_from=cache_from, builder=chosen)
+                secrets=secrets, on_log=kept, cache_from=cache_from, builder=chosen, extra_args=cache_args)
         except BuildError:
             index.failed_put(plan.key, "\n".join(lines))  # `envbuild logs KEY` / `--last-failed`
             raise
@@ -404,21 +413,28 @@ def _build(index: Index, engine: Engine, shared, plan, resolved, env, chosen, st
     return image_of(entry, plan.key, source="built", started=started, builder=chosen.kind, warnings=warnings)
 
 
-def _share(index: Index, shared, image: Image, requested: str, name: str | None, on_progress, on_log) -> Image:
-    """Push `image` to the shared registry under its build key, its request key and its name's latest tag.
-    A failed push leaves the image local and says so in the result's warnings."""
-    from .errors import CacheError
+def _share(index: Index, engine: Engine, shared, image: Image, requested: str, plan, chosen, on_progress,
+           on_log) -> Image:
+    """Push `image` to the shared registry under its build key and its request key, then its installer stages as
+    layer-cache sources for related builds on other machines (layer_cache.py). The time it takes is the result's
+    `push_seconds`. A registry that is down or refuses ends this within seconds (registry.Registry.available, and
+    the CLI stopped at its first retry): the image stays local, and the result's warnings say so in one line."""
+    from .errors import BuildError, CacheError
+    from .layer_cache import cache_sources, new_final_tags, share_stages
 
-    name_tag = _name_tag(name)
+    started = time.perf_counter()
     _notify(on_progress, "registry", f"pushing {shared.build_ref(image.key)}")
     try:
+        sources = cache_sources(plan, engine.image_id)
         pushed = shared.push(image.image, [tag_of(image.key), "req-" + tag_of(requested)]
-                             + ([name_tag] if name_tag else []), on_log)
-    except CacheError as exc:
-        _notify(on_progress, "registry", f"warning: push failed, the image stays local: {exc.what}")
-        return image._replace(warnings=image.warnings + (f"not shared: {exc.what}",))
-    index.update(image.key, digest=pushed)
-    return image._replace(digest=pushed)
+                             + new_final_tags(sources, shared), on_log)
+        index.update(image.key, digest=pushed)
+        image = image._replace(digest=pushed)
+        share_stages(plan, sources.stages, shared, chosen, on_log)
+    except (CacheError, BuildError) as exc:
+        _notify(on_progress, "registry", f"warning: not shared, the image stays local: {exc.what}")
+        image = image._replace(warnings=image.warnings + (f"not shared: {exc.what.splitlines()[0]}",))
+    return image._replace(push_seconds=round(time.perf_counter() - started, 3))
 
 
 @contextmanager
@@ -443,11 +459,3 @@ def _merged(index: Index, build_key: str, engine_host: str, on_progress):
 def _detail(plan, labels: dict, lock_text: str | None = None) -> dict:
     """What `envbuild show` prints, kept at build time: the image may be gone (or remote) when asked."""
     return {"dockerfile": plan.dockerfile, "lock": lock_text, "labels": labels}
-
-
-def _name_tag(name: str | None) -> str | None:
-    """A registry tag for the latest image of a named environment: the layer cache a new version starts from."""
-    import re
-
-    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "-", name or "").strip(".-")[:100]
-    return f"name-{cleaned}" if cleaned else None

@@ -9,6 +9,11 @@ CPU + OpenMPI (cpu.Dockerfile), GPU from PyPI wheels (gpu.Dockerfile) or from th
 (gpu-vendor.Dockerfile). Their tags name every version they contain, so a tag is built once per engine; keys use
 the image id, never the tag. A user's own Dockerfile or build context is built the same way into a tag derived
 from its content, and the managed environment is then rendered on top of it (`base_for_env`).
+
+Every base envbuild makes has a recipe key (keys.base_recipe_key: its Dockerfile, parent, context, build arguments):
+with a shared registry, a base is pulled from it under that key rather than made here, and a base made here is
+pushed under it, so that every machine stands on the same bytes and keys built on the base's id agree across
+machines (shared_bases.py).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -29,6 +34,7 @@ from .keys import tag_of
 if TYPE_CHECKING:
     from .gpu import GpuStack
     from .keys import CanonicalSpec
+    from .registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +55,8 @@ class BaseImage:
     glibc: str | None
     from_ref: str  # what a Dockerfile FROM should name: a repo digest when there is one, else the tag
     cuda: str | None = None  # the CUDA runtime the image carries (envbuild's GPU bases say so in a label)
+    # What a user should know about how it was obtained (replaced by the shared registry's): the result's warnings.
+    warnings: tuple[str, ...] = ()
 
 
 def describe(ref: str, record: dict) -> BaseImage:
@@ -62,41 +70,71 @@ def describe(ref: str, record: dict) -> BaseImage:
 
 
 def resolve_base(ref: str | None, engine: Engine, *, ensure: bool = True,
-                 on_log: Callable[[str], None] | None = None) -> BaseImage | None:
-    """The base image `ref` (None: the default) as the engine has it; builds the default base if missing."""
+                 on_log: Callable[[str], None] | None = None, shared: "Registry | None" = None) -> BaseImage | None:
+    """The base image `ref` (None: the default) as the engine has it; the default base is made if missing, or with
+    a `shared` registry taken from it (see ensure_default_base); another missing one is pulled."""
     ref = ref or DEFAULT_BASE
+    warning = None
+    if ref == DEFAULT_BASE and ensure:
+        warning = ensure_default_base(engine, on_log=on_log, shared=shared)
     record = engine.inspect_image(ref)
-    if record is None and ensure:
-        if ref == DEFAULT_BASE:
-            ensure_default_base(engine, on_log=on_log)
-        else:
-            _pull(ref)
+    if record is None and ensure and ref != DEFAULT_BASE:
+        _pull(ref)
         record = engine.inspect_image(ref)
     if record is None:
         return None
     base = describe(ref, record)
     if base.python_version is None:
         base = BaseImage(base.ref, base.id, _probe_python(ref), base.glibc, base.from_ref, base.cuda)
-    return base
+    return replace(base, warnings=(warning,)) if warning else base
 
 
-def ensure_default_base(engine: Engine, on_log: Callable[[str], None] | None = None) -> None:
-    from .builder import build_image
+def root_recipe() -> str:
+    """The recipe key of ROOT_IMAGE: a Debian bookworm root, however this machine makes it (pulled, or debootstrap:
+    neither gives the same bytes twice, which is why it is shared)."""
+    from .keys import base_recipe_key
 
-    if engine.inspect_image(DEFAULT_BASE) is not None:
-        return
-    ensure_root_image(engine)
-    log.info("building the default base image %s", DEFAULT_BASE)
-    build_image(DOCKERFILES, DEFAULT_BASE, dockerfile="python.Dockerfile", build_args={"ROOT": ROOT_IMAGE},
-                on_log=on_log)
+    return base_recipe_key(dockerfile=None, parent=None, made_by=f"debian bookworm root ({UPSTREAM_ROOT}, "
+                                                                 f"else debootstrap --variant=minbase bookworm)")
 
 
-def ensure_root_image(engine: Engine) -> None:
-    """A Debian bookworm root image under ROOT_IMAGE: pulled where a registry answers, else debootstrapped."""
+def _dockerfile_recipe(dockerfile: str, args: dict[str, str], parent: str) -> str:
+    """The recipe key of one of envbuild's bases: its Dockerfile in dockerfiles/, its build arguments, its parent."""
+    from .keys import base_recipe_key
+
+    return base_recipe_key(dockerfile=(DOCKERFILES / dockerfile).read_text(encoding="utf-8"), parent=parent,
+                           build_args=args)
+
+
+def ensure_default_base(engine: Engine, on_log: Callable[[str], None] | None = None,
+                        shared: "Registry | None" = None) -> str | None:
+    """DEFAULT_BASE on the engine: the shared registry's (by recipe key) when there is one, else made here from
+    ROOT_IMAGE and python.Dockerfile (and then shared). Returns a warning when this engine's own was replaced."""
+    from .shared_bases import obtain
+
+    def make() -> None:
+        from .builder import build_image
+
+        ensure_root_image(engine, shared=shared)
+        log.info("building the default base image %s", DEFAULT_BASE)
+        build_image(DOCKERFILES, DEFAULT_BASE, dockerfile="python.Dockerfile", build_args={"ROOT": ROOT_IMAGE},
+                    on_log=on_log)
+
+    recipe = _dockerfile_recipe("python.Dockerfile", {"ROOT": ROOT_IMAGE}, root_recipe())
+    return obtain(DEFAULT_BASE, recipe, make, engine, shared, on_log=on_log)
+
+
+def ensure_root_image(engine: Engine, shared: "Registry | None" = None) -> None:
+    """A Debian bookworm root image under ROOT_IMAGE: the shared registry's, else pulled where a registry answers,
+    else debootstrapped."""
+    from .shared_bases import obtain
+
+    obtain(ROOT_IMAGE, root_recipe(), lambda: _make_root(engine), engine, shared)
+
+
+def _make_root(engine: Engine) -> None:
     from .engine import cli
 
-    if engine.inspect_image(ROOT_IMAGE) is not None:
-        return
     try:
         cli.pull(UPSTREAM_ROOT)
     except EngineError:
@@ -158,13 +196,14 @@ def gpu_base_tag(stack: "GpuStack", source: str = "pypi") -> str:
 
 
 def build_base(kind: str, engine: Engine, *, stack: "GpuStack | None" = None, source: str = "pypi",
-               rebuild: bool = False, on_log: Callable[[str], None] | None = None) -> BaseImage:
-    """Build (once) one of envbuild's bases from dockerfiles/: kind "cpu" (Debian + OpenMPI) or "gpu"."""
-    from .builder import build_image
-    from .config import host_ca_bundle
+               rebuild: bool = False, on_log: Callable[[str], None] | None = None,
+               shared: "Registry | None" = None) -> BaseImage:
+    """Build (once) one of envbuild's bases from dockerfiles/: kind "cpu" (Debian + OpenMPI) or "gpu"; with a
+    `shared` registry, pulled from it by recipe key when another machine made it (`rebuild`: made here, anyway)."""
+    from .shared_bases import obtain
 
     if kind == "cpu":
-        tag, dockerfile, args = CPU_MPI_BASE, "cpu.Dockerfile", {"ROOT": ROOT_IMAGE}
+        tag, dockerfile, args, parent = CPU_MPI_BASE, "cpu.Dockerfile", {"ROOT": ROOT_IMAGE}, root_recipe()
     elif kind == "gpu":
         if stack is None:
             from .gpu import stack_for_cuda
@@ -172,40 +211,56 @@ def build_base(kind: str, engine: Engine, *, stack: "GpuStack | None" = None, so
             stack = stack_for_cuda(None)
         tag = gpu_base_tag(stack, source)
         if source == "vendor":
-            dockerfile, args = "gpu-vendor.Dockerfile", {"CUDA_IMAGE": stack.vendor_image}
+            dockerfile, args, parent = "gpu-vendor.Dockerfile", {"CUDA_IMAGE": stack.vendor_image}, stack.vendor_image
         else:
-            dockerfile, args = "gpu.Dockerfile", {"ROOT": ROOT_IMAGE, **stack.build_args()}
+            dockerfile, args, parent = "gpu.Dockerfile", {"ROOT": ROOT_IMAGE, **stack.build_args()}, root_recipe()
     else:
         raise SpecError(f"unknown base kind {kind!r}", fix="use cpu or gpu")
-    if rebuild or engine.inspect_image(tag) is None:
+
+    def make() -> None:
+        from .builder import build_image
+        from .config import host_ca_bundle
+
         if source != "vendor":
-            ensure_root_image(engine)
+            ensure_root_image(engine, shared=shared)
         log.info("building base image %s from %s", tag, dockerfile)
         ca = host_ca_bundle()
         build_image(DOCKERFILES, tag, dockerfile=dockerfile, build_args=args, secrets={"ca": ca} if ca else None,
                     on_log=on_log)
-    return resolve_base(tag, engine, ensure=False)
+
+    if rebuild:
+        make()
+        warning = None
+    else:
+        warning = obtain(tag, _dockerfile_recipe(dockerfile, args, parent), make, engine, shared, on_log=on_log)
+    base = resolve_base(tag, engine, ensure=False)
+    return replace(base, warnings=(warning,)) if warning else base
 
 
-def build_user_base(spec: "CanonicalSpec", engine: Engine, *,
-                    on_log: Callable[[str], None] | None = None) -> BaseImage:
+def build_user_base(spec: "CanonicalSpec", engine: Engine, *, on_log: Callable[[str], None] | None = None,
+                    shared: "Registry | None" = None) -> BaseImage:
     """The image of the user's own Dockerfile (its text) or build context (a directory holding
-    spec.dockerfile_path), built as given, once: its tag is keys.user_base_key, derived from the Dockerfile and
-    every file of the context, so an edit builds a new one and anything else reuses it.
+    spec.dockerfile_path), built as given, once: its tag is keys.user_base_recipe_key, derived from the Dockerfile
+    and every file of the context, so an edit builds a new one and anything else reuses it (or, with a `shared`
+    registry, pulls the one another machine built).
     """
     import tempfile
 
-    from .builder import build_image
-    from .config import host_ca_bundle
-    from .keys import user_base_key
+    from .keys import user_base_recipe_key
+    from .shared_bases import obtain
 
     if spec.build_context is not None:
         context = Path(spec.build_context)
         if not (context / spec.dockerfile_path).is_file():
             raise SpecError(f"build context {context} has no {spec.dockerfile_path}",
                             fix="put the Dockerfile in the build context, or set docker.dockerfile_path")
-    tag = f"{USER_BASE_REPOSITORY}:{tag_of(user_base_key(spec))}"
-    if engine.inspect_image(tag) is None:
+    recipe = user_base_recipe_key(spec)
+    tag = f"{USER_BASE_REPOSITORY}:{tag_of(recipe)}"
+
+    def make() -> None:
+        from .builder import build_image
+        from .config import host_ca_bundle
+
         ca = host_ca_bundle()
         secrets = {"ca": ca} if ca else None
         log.info("building the user's base image %s", tag)
@@ -218,31 +273,35 @@ def build_user_base(spec: "CanonicalSpec", engine: Engine, *,
             with tempfile.TemporaryDirectory(prefix="envbuild-user-base-") as tmp:
                 Path(tmp, "Dockerfile").write_text(spec.base_dockerfile, encoding="utf-8")
                 build_image(Path(tmp), tag, secrets=secrets, on_log=on_log)
-    return resolve_base(tag, engine, ensure=False)
+
+    warning = obtain(tag, recipe, make, engine, shared, on_log=on_log)
+    base = resolve_base(tag, engine, ensure=False)
+    return replace(base, warnings=(warning,)) if warning else base
 
 
-def base_for_env(spec: "CanonicalSpec", engine: Engine, *,
-                 on_log: Callable[[str], None] | None = None) -> BaseImage:
+def base_for_env(spec: "CanonicalSpec", engine: Engine, *, on_log: Callable[[str], None] | None = None,
+                 shared: "Registry | None" = None) -> BaseImage:
     """The base image `spec` starts from: the user's Dockerfile/context built as given, the image it names,
     envbuild's GPU base for its stack (built once when missing), or the default base.
 
     A GPU environment on a base without the GPU stack gets the stack's libraries copied from envbuild's GPU base
     (the template's gpu_stack block), so that base is built here too; a base carrying another CUDA is an error.
+    With a `shared` registry, envbuild's bases and the user's are taken from it (shared_bases.py).
     """
     stack = spec.gpu
     if spec.base_dockerfile is not None or spec.build_context is not None:
-        base = build_user_base(spec, engine, on_log=on_log)
+        base = build_user_base(spec, engine, on_log=on_log, shared=shared)
     elif spec.base_image is None and stack is not None:
         if spec.gpu_source == "conda":
-            return build_base("cpu", engine, on_log=on_log)
-        return build_base("gpu", engine, stack=stack, on_log=on_log)
+            return build_base("cpu", engine, on_log=on_log, shared=shared)
+        return build_base("gpu", engine, stack=stack, on_log=on_log, shared=shared)
     else:
-        base = resolve_base(spec.base_image, engine, on_log=on_log)
+        base = resolve_base(spec.base_image, engine, on_log=on_log, shared=shared)
         if base is None:
             raise BuildError(f"base image {spec.base_image} not found", fix="build, load or pull it first")
     if stack is not None and spec.gpu_source == "pypi":
         if base.cuda is None:
-            build_base("gpu", engine, stack=stack, on_log=on_log)
+            build_base("gpu", engine, stack=stack, on_log=on_log, shared=shared)
         elif not base.cuda.startswith(stack.cuda + "."):
             raise SpecError(f"base image {base.ref} carries CUDA {base.cuda}, the environment needs CUDA {stack.cuda}",
                             fix=f"use a CUDA {stack.cuda} base (envbuild base build --cuda {stack.cuda}), or ask for "

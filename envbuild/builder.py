@@ -44,6 +44,7 @@ class Builder:
     kind: str  # "buildx" | "buildkit" | "classic"
     path: str | None  # the docker CLI (None only for the classic builder without any CLI)
     buildx_builder: str | None = None
+    driver: str | None = None  # a buildx builder's driver (docker, docker-container, remote, ...): layer_cache.py
 
     @property
     def buildkit(self) -> bool:
@@ -71,7 +72,8 @@ def _probe(path: str) -> Builder | None:
     env = cli_environment()
     try:
         if subprocess.run([path, "buildx", "version"], capture_output=True, timeout=20, env=env).returncode == 0:
-            return Builder("buildx", path, os.environ.get("ENVBUILD_BUILDX_BUILDER") or None)
+            named = os.environ.get("ENVBUILD_BUILDX_BUILDER") or None
+            return Builder("buildx", path, named, _buildx_driver(path, named, env))
         version = subprocess.run([path, "version", "--format", "{{.Client.Version}}"], capture_output=True,
                                  text=True, timeout=20, env=env).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
@@ -81,6 +83,17 @@ def _probe(path: str) -> Builder | None:
     if match and int(match.group(1)) < 23:
         return Builder("buildkit", path)
     return None
+
+
+def _buildx_driver(path: str, named: str | None, env: dict) -> str | None:
+    """The driver of the buildx builder `named` (None: the current one), from `docker buildx inspect`."""
+    try:
+        shown = subprocess.run([path, "buildx", "inspect", *([named] if named else [])], capture_output=True,
+                               text=True, timeout=20, env=env).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    found = re.search(r"^Driver:\s*(\S+)", shown, re.MULTILINE)
+    return found.group(1) if found else None
 
 
 _DETECTED: dict[str | None, Builder] = {}

@@ -39,8 +39,8 @@ HIT_JOURNAL = "hits.log"
 SOURCES = ("built", "cache", "engine", "registry", "joined")
 
 
-class Image(namedtuple("Image", "image id key spec_key lock_key cached source seconds digest builder warnings",
-                       defaults=(None, None, ()))):
+class Image(namedtuple("Image", "image id key spec_key lock_key cached source seconds digest builder warnings "
+                                "push_seconds", defaults=(None, None, (), None))):
     """An environment's image and how this call obtained it (`source`, one of SOURCES):
     built here; from the cache index; from the engine (its key tag was there without an index entry); pulled from
     the shared registry; or joined (an identical build in flight elsewhere finished it while this call waited).
@@ -48,7 +48,8 @@ class Image(namedtuple("Image", "image id key spec_key lock_key cached source se
     Fields: image (reference repository:tag, tag derived from the build key), id (the engine's image id), key (build
     key), spec_key, lock_key, cached (False only when this call ran the build), source, seconds, digest (manifest
     digest in the shared registry, when pushed or pulled), builder (buildx | buildkit | classic, when built),
-    warnings. Immutable; a named tuple rather than a dataclass because `dataclasses` (and `inspect` behind it)
+    warnings, push_seconds (time spent pushing the image and its cache sources to the shared registry after
+    `seconds`; None when nothing was pushed). Immutable; a named tuple rather than a dataclass because `dataclasses` (and `inspect` behind it)
     would cost the cache-hit path milliseconds of imports. Made only by `image_of`, from an index entry."""
 
     __slots__ = ()
@@ -331,20 +332,28 @@ class IndexReader:
 def collect_garbage(index: Index, engine, *, policy: str = "lru", max_size: int | None = None,
                     older_than: float | None = None, dry_run: bool = False) -> list[dict]:
     """Evict cached images (image and index entry together) until the rest fits `max_size` bytes and nothing
-    is unused for more than `older_than` seconds; the order is the policy's (envbuild.policies).
+    is unused for more than `older_than` seconds; the order is the policy's (envbuild.policies), sizes are what the
+    images occupy on the engine with shared layers counted once (envbuild.disk_usage).
 
-    Returns one record per chosen image: key, image, size, and `removed` (False on a dry run, or when the engine
+    Returns one record per chosen image: key, image, size, `frees` (the bytes its removal frees, after the images
+    chosen before it: the records' sum is what the plan frees) and `removed` (False on a dry run, or when the engine
     refused because a container still uses the image: its entry is then kept, so the index never lies).
     """
     import urllib.parse
 
+    from .disk_usage import measure
     from .policies import choose_evictions
 
     entries = dict(index.entries())
+    footprint = measure(engine, [entry["id"] for entry in entries.values()])
+    chosen = choose_evictions(entries, policy, max_size=max_size, older_than=older_than,
+                              occupied=lambda keys: footprint.total(entries[key]["id"] for key in keys))
     evicted = []
-    for build_key in choose_evictions(entries, policy, max_size=max_size, older_than=older_than):
+    for number, build_key in enumerate(chosen):
         entry = entries[build_key]
+        before = footprint.frees(entries[key]["id"] for key in chosen[:number])
         record = {"key": build_key, "image": entry["image"], "name": entry.get("name"), "size": entry.get("size", 0),
+                  "frees": footprint.frees(entries[key]["id"] for key in chosen[:number + 1]) - before,
                   "removed": False, "reason": None}
         if not dry_run:
             status, body = engine.request("DELETE", f"/images/{urllib.parse.quote(entry['image'], safe='')}")

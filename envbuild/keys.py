@@ -8,7 +8,7 @@ keys instead of silently reusing them.
 
 Every key recipe is a function here whose docstring lists what enters it: `spec_key`, `request_key`,
 `file_memo_key`, `template_digest`, `lock_request_key`, `lock_key`, `lock_set_key`, `build_plan_key`,
-`user_base_key`.
+`base_recipe_key` (and `user_base_recipe_key`), `stage_key`.
 
 This module is imported on the cache-hit path, and benchmark P2 measures every import of a hit: what the hit
 uses (`digest`, `file_memo_key`, `template_digest`) needs only os and xxhash, so every other import (json,
@@ -376,13 +376,42 @@ def build_plan_key(dockerfile: str, base_id: str, context: dict) -> str:
                    "context": {name: item.digest() for name, item in sorted(context.items())}})
 
 
-def user_base_key(spec: CanonicalSpec) -> str:
-    """The key a user's own base is tagged by: its build context's content and Dockerfile path, or its
-    Dockerfile text. An edit builds a new base; anything else reuses it."""
+def base_recipe_key(*, dockerfile: str | None, parent: str | None, context_digest: str | None = None,
+                    build_args: dict | None = None, made_by: str | None = None) -> str:
+    """The recipe key of a base image: what it is made from, the name under which the first machine that makes it
+    pushes it to the shared registry, and every other machine pulls it (bases.py, shared_bases.py).
+
+    What enters it: the Dockerfile text (None for a root image made without one); the parent: the recipe key of a
+    base envbuild makes itself, the repo digest of an image pulled from a registry, or the reference as written in a
+    user's Dockerfile; the build context's digest (directory_digest, with the Dockerfile's path); the build
+    arguments; how a root image is made (`made_by`, e.g. debootstrap's suite and variant); and TEMPLATE_VERSION.
+
+    A recipe is not its bytes: debootstrap, `apt-get install` and a moved upstream tag give other bytes on every
+    machine and every day. That is why a base is shared rather than rebuilt: the pushed bytes become everyone's
+    base, and every key built on it takes its image id, exact on every machine that pulled it.
+    """
+    return key_of({"dockerfile": digest(dockerfile) if dockerfile is not None else None, "parent": parent,
+                   "context": context_digest, "build_args": dict(sorted((build_args or {}).items())),
+                   "made_by": made_by, "template": TEMPLATE_VERSION})
+
+
+def user_base_recipe_key(spec: CanonicalSpec) -> str:
+    """base_recipe_key of a user's own base: its build context's content and Dockerfile path, or its Dockerfile
+    text. Its parents are the FROM lines as written in that text: the first machine's build of them is the base
+    everyone shares. An edit builds a new base; anything else reuses it."""
     if spec.build_context is not None:
         # The Dockerfile path matters: .dockerignore may exclude it, and the digest must still see its edits.
-        return key_of({"context": spec.build_context_digest, "dockerfile": spec.dockerfile_path})
-    return key_of({"dockerfile": digest(spec.base_dockerfile)})
+        return base_recipe_key(dockerfile=None, parent=None,
+                               context_digest=f"{spec.build_context_digest}:{spec.dockerfile_path}")
+    return base_recipe_key(dockerfile=spec.base_dockerfile, parent=None)
+
+
+def stage_key(stage_text: str, parent: str, context: dict[str, str]) -> str:
+    """The key of one installer stage of a rendered Dockerfile, the name of its layer-cache source in the shared
+    registry (layer_cache.py): the stage's instructions, its parent (the image id of the image it starts FROM, or
+    the key of the stage it starts from), and the sha256 of each context file it reads, by path. Two builds that
+    push the same stage key pushed the same stage: a cache source that cannot collide."""
+    return key_of({"stage": stage_text, "parent": parent, "context": dict(sorted(context.items()))})
 
 
 # ---------------------------------------------------------------------------------------------------------------

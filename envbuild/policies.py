@@ -15,7 +15,7 @@ Every order ends in the build key, so equal entries are evicted in a stable, rep
 from __future__ import annotations
 
 import re
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 
 POLICIES = ("lru", "lfu", "cost")
 
@@ -50,12 +50,16 @@ def eviction_order(entries: Mapping[str, Mapping], policy: str) -> list[str]:
 
 
 def choose_evictions(entries: Mapping[str, Mapping], policy: str, *, max_size: int | None = None,
-                     older_than: float | None = None, now: float | None = None) -> list[str]:
+                     older_than: float | None = None, now: float | None = None,
+                     occupied: Callable[[set[str]], int] | None = None) -> list[str]:
     """Build keys to evict, in eviction order, so that what stays fits `max_size` bytes.
 
-    With `older_than` (seconds), entries unused for longer than that go as well, whatever the size. With neither
-    limit nothing is evicted.
+    `occupied(keys)` is the bytes the entries of `keys` occupy together: on an engine, their layers counted once
+    (disk_usage.Footprint.total), so that a removal is counted by what it frees; by default the sum of their
+    ``size`` (a recorded trace has no layers). With `older_than` (seconds), entries unused for longer than that
+    go as well, whatever the size. With neither limit nothing is evicted.
     """
+    occupied = occupied or (lambda keys: total_size(entries[key] for key in keys))
     order = eviction_order(entries, policy)
     chosen: set[str] = set()
     if older_than is not None:
@@ -64,14 +68,15 @@ def choose_evictions(entries: Mapping[str, Mapping], policy: str, *, max_size: i
         cutoff = (time.time() if now is None else now) - older_than
         chosen = {key for key in order if last_used(entries[key]) < cutoff}
     if max_size is not None:
-        remaining = total_size(entries[key] for key in order if key not in chosen)
+        kept = {key for key in order if key not in chosen}
         for key in order:
-            if remaining <= max_size:
+            if occupied(kept) <= max_size:
                 break
-            if key not in chosen:
+            if key in kept:
+                kept.discard(key)
                 chosen.add(key)
-                remaining -= entries[key].get("size") or 0
     return [key for key in order if key in chosen]
+
 
 def total_size(entries: Iterable[Mapping]) -> int:
     return sum(entry.get("size") or 0 for entry in entries)

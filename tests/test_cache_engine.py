@@ -82,13 +82,17 @@ def test_ls_show_logs_describe_what_was_built(engine, home, tmp_path, spec, clea
 
 
 def test_gc_removes_images_and_entries_together_in_policy_order(engine, home, tmp_path, spec, cleanup):
-    templates = {name: unique_template(tmp_path) for name in ("cold", "warm", "hot")}
+    # Each image gets a layer of its own (a variable alone makes no layer: the three would be one set of layers).
+    templates = {name: unique_template(tmp_path, "RUN echo $ENVBUILD_TEST_RUN > /test-run")
+                 for name in ("cold", "warm", "hot")}
     built = {name: cli_json("build", str(spec), "--template", str(t), "-q") for name, t in templates.items()}
     for name, hits in (("warm", 1), ("hot", 3)):
         for _ in range(hits):
             assert cli_json("build", str(spec), "--template", str(templates[name]))["source"] == "cache"
+    # The three share all but their last layers: sizes count shared layers once (what they occupy together).
     size = max(entry["size"] for entry in entries(home).values())
-    keep_two = str(2 * size + size // 2)
+    unique = max(row["unique_size"] for row in cli_json("ls"))
+    keep_two = str(size + unique + unique // 2)
 
     dry = cli_json("gc", "--max-size", keep_two, "--policy", "lfu", "--dry-run")
     assert [r["key"] for r in dry["evicted"]] == [built["cold"]["key"]]
@@ -100,7 +104,7 @@ def test_gc_removes_images_and_entries_together_in_policy_order(engine, home, tm
     assert exists(built["warm"]["image"]) and exists(built["hot"]["image"])
 
     # lru: "hot" was used last, so "warm" goes first when only one may stay.
-    done = cli_json("gc", "--max-size", str(size + size // 2), "--policy", "lru")
+    done = cli_json("gc", "--max-size", str(size + unique // 2), "--policy", "lru")
     assert [r["key"] for r in done["evicted"]] == [built["warm"]["key"]]
     assert list(entries(home)) == [built["hot"]["key"]] and exists(built["hot"]["image"])
 

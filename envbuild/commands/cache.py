@@ -1,4 +1,8 @@
-"""ls, show, stats, logs, gc: looking into the cache index and trimming it. All with --json for tools."""
+"""ls, show, stats, logs, gc: looking into the cache index and trimming it. All with --json for tools.
+
+Sizes: `size` is an image's own size; `unique` what removing it alone frees and `shared` what it shares with other
+images on the engine (envbuild.disk_usage: layers counted once); gc plans by the bytes a removal frees.
+"""
 
 from __future__ import annotations
 
@@ -58,12 +62,15 @@ def listing(index) -> list[dict]:
 def cmd_ls(args) -> int:
     with _index(args) as index:
         rows = listing(index)
+    for row, sizes in zip(rows, _sizes([row["id"] for row in rows])):
+        row.update(sizes)
     if args.json:
         print(json.dumps(rows, sort_keys=True))
         return 0
-    table = [("KEY", "NAME", "SIZE", "BUILT", "HITS", "LAST HIT", "SOURCE")]
-    table += [(row["key"], row.get("name") or "-", human_size(row.get("size") or 0), ago(row["created"]),
-               str(row.get("hits", 0)), ago(row.get("last_hit")), row.get("source") or "built") for row in rows]
+    table = [("KEY", "NAME", "SIZE", "UNIQUE", "SHARED", "BUILT", "HITS", "LAST HIT", "SOURCE")]
+    table += [(row["key"], row.get("name") or "-", human_size(row.get("size") or 0), _size_or_dash(row["unique_size"]),
+               _size_or_dash(row["shared_size"]), ago(row["created"]), str(row.get("hits", 0)),
+               ago(row.get("last_hit")), row.get("source") or "built") for row in rows]
     widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
     for row in table:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
@@ -80,6 +87,7 @@ def cmd_show(args) -> int:
     with _index(args) as index:
         shown = detail(index, args.key)
         key = shown["key"]
+    shown.update(_sizes([shown["entry"]["id"]])[0])
     if args.json:
         print(json.dumps(shown, sort_keys=True, default=str))
         return 0
@@ -88,6 +96,7 @@ def cmd_show(args) -> int:
     fields = {"key": key, **{name: entry.get(name) for name in ("image", "id", "name", "digest", "spec_key",
                                                                  "lock_key", "source", "envbuild_version")},
               "built": f"{ago(entry['created'])}{built_in}", "size": human_size(entry.get("size") or 0),
+              "unique": _size_or_dash(shown["unique_size"]), "shared": _size_or_dash(shown["shared_size"]),
               "hits": f"{entry.get('hits', 0)} (last {ago(entry.get('last_hit'))})"}
     for name, value in fields.items():
         print(f"{name + ':':<18}{value or '-'}")
@@ -170,25 +179,53 @@ def garbage(index, *, policy: str, max_size: str | None, older_than: str | None,
                                   dry_run=dry_run)
     finally:
         engine.close()
-    return {"dry_run": dry_run, "policy": policy, "evicted": evicted}
+    freed = sum(r["frees"] for r in evicted if r["removed"] or dry_run)
+    return {"dry_run": dry_run, "policy": policy, "evicted": evicted, "frees": freed}
 
 
 def cmd_gc(args) -> int:
     with _index(args) as index:
         result = garbage(index, policy=args.policy, max_size=args.max_size, older_than=args.older_than,
                          dry_run=args.dry_run)
-    evicted = result["evicted"]
+    evicted, freed = result["evicted"], result["frees"]
     if args.json:
         print(json.dumps(result, sort_keys=True))
         return 0
     verb = "would remove" if args.dry_run else "removed"
     for record in evicted:
         state = verb if args.dry_run or record["removed"] else f"kept ({record['reason']})"
-        print(f"{state} {record['image']} ({human_size(record['size'])}, {record['name'] or '-'})")
-    freed = sum(r["size"] for r in evicted if r["removed"] or args.dry_run)
+        print(f"{state} {record['image']} ({human_size(record['size'])}, frees {human_size(record['frees'])}, "
+              f"{record['name'] or '-'})")
     err(f"envbuild: gc ({args.policy}): {verb} {sum(1 for r in evicted if r['removed'] or args.dry_run)} images, "
-        f"{human_size(freed)}")
+        f"{'would free' if args.dry_run else 'freed'} {human_size(freed)}")
     return 0
+
+
+def _sizes(image_ids: list[str]) -> list[dict]:
+    """unique_size and shared_size of each image (None when the engine does not answer or lacks the image)."""
+    from ..disk_usage import measure
+    from ..engine import Engine
+    from ..errors import EngineError
+
+    engine = Engine()
+    try:
+        footprint = measure(engine, image_ids)
+    except EngineError:
+        return [{"unique_size": None, "shared_size": None} for _ in image_ids]
+    finally:
+        engine.close()
+    sized = []
+    for image_id in image_ids:
+        if image_id not in footprint.layers:
+            sized.append({"unique_size": None, "shared_size": None})
+            continue
+        unique = footprint.unique(image_id)
+        sized.append({"unique_size": unique, "shared_size": footprint.size(image_id) - unique})
+    return sized
+
+
+def _size_or_dash(size: int | None) -> str:
+    return "-" if size is None else human_size(size)
 
 
 def human_size(size: float) -> str:

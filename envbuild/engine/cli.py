@@ -63,16 +63,65 @@ def docker(args: list[str], *, what: str, on_log: Callable[[str], None] | None =
 
 
 def pull(ref: str, *, on_log: Callable[[str], None] | None = None, error: type[EnvbuildError] = EngineError,
-         fix: str | None = None) -> None:
-    docker(["pull", ref], what=f"pull {ref}", on_log=on_log, error=error, fix=fix)
+         fix: str | None = None, timeout: float | None = None) -> None:
+    transfer(["pull", ref], what=f"pull {ref}", on_log=on_log, error=error, fix=fix, timeout=timeout)
 
 
 def push(ref: str, *, on_log: Callable[[str], None] | None = None, error: type[EnvbuildError] = EngineError,
-         fix: str | None = None) -> str | None:
+         fix: str | None = None, timeout: float | None = None) -> str | None:
     """Push `ref`; returns the manifest digest the registry reported (None when the CLI did not say)."""
-    output = docker(["push", ref], what=f"push {ref}", on_log=on_log, error=error, fix=fix)
+    output = transfer(["push", ref], what=f"push {ref}", on_log=on_log, error=error, fix=fix, timeout=timeout)
     found = re.search(r"digest: (sha256:[0-9a-f]{64})", output)
     return found.group(1) if found else None
+
+
+# What the CLI prints when a registry refused a layer and it tries again (five times, with growing waits: about a
+# minute against a registry that answers 5xx). A refusal is not going to change in the next minute.
+_RETRYING = re.compile(r"Retrying in \d+ seconds?")
+
+
+def transfer(args: list[str], *, what: str, on_log: Callable[[str], None] | None = None,
+             error: type[EnvbuildError] = EngineError, fix: str | None = None, timeout: float | None = None) -> str:
+    """`docker pull|push ...`, ending at the first sign of the CLI retrying (its "Retrying in N seconds" lines) or
+    after `timeout` seconds, with one short line: the cause, never the retry log. Returns the output."""
+    import threading
+
+    process = subprocess.Popen([docker_cli(), *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, errors="replace", env=cli_environment())
+    timer = threading.Timer(timeout, process.kill) if timeout else None
+    if timer:
+        timer.start()
+    lines: list[str] = []
+    refused = None
+    try:
+        for line in process.stdout:
+            line = line.rstrip("\n")
+            lines.append(line)
+            if on_log:
+                on_log(line)
+            if _RETRYING.search(line):
+                refused = line
+                process.kill()
+                break
+        returncode = process.wait()
+    finally:
+        if timer:
+            timer.cancel()
+        process.stdout.close()
+    if refused is not None:
+        raise error(f"docker {what}: the registry refused a layer, stopped at the CLI's first retry "
+                    f"({_short(refused)})", fix=fix)
+    if returncode != 0:
+        if timeout and returncode < 0:
+            raise error(f"docker {what} took more than {timeout:.0f}s", fix=fix)
+        last = next((line for line in reversed(lines) if line.strip()), "no output")
+        raise error(f"docker {what} failed: {_short(last)}", fix=fix)
+    return "\n".join(lines)
+
+
+def _short(line: str, limit: int = 200) -> str:
+    line = line.strip()
+    return line if len(line) <= limit else line[:limit] + "…"
 
 
 def save(refs: list[str], path: str, *, endpoint: Endpoint | None = None) -> None:
