@@ -246,10 +246,9 @@ def cache(ws: Workspace) -> dict:
 
 
 def gc_preview(ws: Workspace, max_size: str, policy: str) -> dict:
-    """What `gc --max-size S --policy P --dry-run --json` prints, with the bytes it would free."""
+    """What `gc --max-size S --policy P --dry-run --json` prints, with the bytes it would free (shared layers
+    counted once, as gc plans them)."""
     from ..commands.cache import garbage
 
     with ws.index() as index:
-        plan = garbage(index, policy=policy, max_size=max_size, older_than=None, dry_run=True)
-    plan["frees"] = sum(record["size"] or 0 for record in plan["evicted"])
-    return plan
+        return garbage(index, policy=policy, max_size=max_size, older_than=None, dry_run=True)
