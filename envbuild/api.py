@@ -10,8 +10,8 @@
    per build key so that identical builds in flight are merged (the later ones find what the first built);
 5. build: only when no finder has the image; its index entry is written once the image exists;
 6. share: push to the shared registry what this call built (or found on its engine but not shared yet).
-A finder answers `find(wanted) -> Image | None`; every image a finder or a build obtains goes into the index first
-(`cache.new_entry`, in `_index_image`) and comes back as an `Image` made from that entry (`cache.image_of`).
+A finder (envbuild.finders) answers `find(wanted) -> Image | None`; every image a finder or a build obtains goes into the index first
+(`cache.new_entry`, in `finders.index_image`) and comes back as an `Image` made from that entry (`cache.image_of`).
 The byte-for-byte fast path of the command line, which skips even step 1's parsing, is envbuild.hitpath.
 Library code never prints: progress goes to `on_progress(stage, message)` and build output to `on_log(line)`.
 """
@@ -22,32 +22,17 @@ import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, NamedTuple
+from typing import Callable
 
 from . import config
-from .cache import Image, Index, image_of, new_entry
+from .cache import Image, Index, image_of
 from .engine import Engine
 from .hitpath import remember_file
 from .journal import BuildJournal
+from .finders import EngineFinder, IndexFinder, RegistryFinder, Wanted, detail_of, index_image, look_up
 from .keys import request_key, tag_of, template_digest
 from .private_base import pull_private_base
-
-if TYPE_CHECKING:
-    from .renderer import BuildPlan
-
-ProgressCallback = Callable[[str, str], None]
-
-
-def _log():
-    import logging  # imported when there is something to log
-
-    return logging.getLogger(__name__)
-
-
-def _notify(on_progress: ProgressCallback | None, stage: str, message: str) -> None:
-    _log().info("%s: %s", stage, message)
-    if on_progress:
-        on_progress(stage, message)
+from .progress import ProgressCallback, notify
 
 
 def lock(env, *, platform: str | None = None, platforms: list[str] | None = None, python_version: str | None = None,
@@ -69,13 +54,13 @@ def lock(env, *, platform: str | None = None, platforms: list[str] | None = None
     index = _lock_index(config.home(cache_dir))
     result = None if refresh else index.lock_get(request)
     if result is not None:
-        _notify(on_progress, "lock", "lock cache hit")
+        notify(on_progress, "lock", "lock cache hit")
     else:
-        _notify(on_progress, "lock", f"solving for {', '.join(wanted)}")
+        notify(on_progress, "lock", f"solving for {', '.join(wanted)}")
         started = time.perf_counter()
         result = resolve_platforms(spec, wanted, python_version=python_version, glibc=glibc,
                                    exclude_newer=exclude_newer)
-        _notify(on_progress, "lock", f"solved {len(result.packages)} packages in {time.perf_counter() - started:.2f}s")
+        notify(on_progress, "lock", f"solved {len(result.packages)} packages in {time.perf_counter() - started:.2f}s")
         index.lock_put(request, result)
     return result if platforms else result.locks[0]
 
@@ -188,7 +173,7 @@ def build(env, *, cache_dir=None, template=None, refresh_lock: bool = False, reb
         pull_private_base(env, engine, on_progress)  # docker.base_image_registry with a login
         base = base_for(spec, engine, on_log, shared)
         for warning in base.warnings:
-            _notify(on_progress, "base", f"warning: {warning}")
+            notify(on_progress, "base", f"warning: {warning}")
         python = lock_python(spec, base, python_version)
         spec_key = spec.key
         local_channels = [c for c in spec.channels if c.startswith("file://")]
@@ -200,10 +185,10 @@ def build(env, *, cache_dir=None, template=None, refresh_lock: bool = False, reb
 
         # 1. look up: the request, before locking
         if not (rebuild or refresh_lock):
-            image = _look_up([IndexFinder(index, engine, started), pull], Wanted(requested))
+            image = look_up([IndexFinder(index, engine, started), pull], Wanted(requested))
             if image is not None:
                 index.remember_request(requested, image.key)
-                _notify(on_progress, "cache", f"{image.source}: {image.image}")
+                notify(on_progress, "cache", f"{image.source}: {image.image}")
                 return image._replace(warnings=base.warnings + image.warnings)
 
         # Missed: this call may take minutes, so others can follow it (`envbuild ui` reads the journal).
@@ -227,7 +212,7 @@ def build(env, *, cache_dir=None, template=None, refresh_lock: bool = False, reb
             with _merged(index, plan.key, engine.host, on_progress) as joined:
                 in_index, on_engine = ("joined", "joined") if joined else ("cache", "engine")
                 if not rebuild:
-                    image = _look_up([IndexFinder(index, engine, started, in_index),
+                    image = look_up([IndexFinder(index, engine, started, in_index),
                                       EngineFinder(index, engine, started, env.name, on_engine), pull], wanted)
                 # 5. build
                 built = image is None
@@ -239,7 +224,7 @@ def build(env, *, cache_dir=None, template=None, refresh_lock: bool = False, reb
         index.remember_request(requested, image.key)
         index.canonical_put(spec_key, spec.form)  # for `envbuild explain`
         if image.source != "built":
-            _notify(on_progress, "cache", f"{image.source}: {image.image}")
+            notify(on_progress, "cache", f"{image.source}: {image.image}")
         image = image._replace(warnings=base.warnings + image.warnings)
         journal.finish(image)
         return image
@@ -248,119 +233,6 @@ def build(env, *, cache_dir=None, template=None, refresh_lock: bool = False, reb
             journal.close()
         index.close()
         engine.close()
-
-
-# -- finders: where an image may already be ---------------------------------------------------------------------
-class Wanted(NamedTuple):
-    """What a lookup looks for: the image of a build request, known before locking only by its request key, and
-    after rendering by its plan (whose key is the build key)."""
-
-    request: str
-    plan: BuildPlan | None = None  # once rendered
-
-
-def _look_up(finders: list, wanted: Wanted) -> Image | None:
-    """The first finder's answer, in order (cheapest and most local first)."""
-    for finder in finders:
-        image = finder.find(wanted)
-        if image is not None:
-            return image
-    return None
-
-
-class IndexFinder:
-    """The index entry of the build key (before locking: the one the request key led to last time), if the
-    engine still has its image (one engine call)."""
-
-    def __init__(self, index: Index, engine: Engine, started: float, source: str = "cache"):
-        self.index, self.engine, self.started, self.source = index, engine, started, source
-
-    def find(self, wanted: Wanted) -> Image | None:
-        build_key = wanted.plan.key if wanted.plan is not None else self.index.resolve_request(wanted.request)
-        entry = self.index.get(build_key) if build_key else None
-        if entry is None:
-            return None
-        if self.engine.image_id(entry["image"]) != entry["id"]:
-            _log().info("image %s of %s is gone from the engine", entry["image"], build_key)
-            return None
-        self.index.record_hit(build_key)
-        return image_of(entry, build_key, source=self.source, started=self.started)
-
-
-class EngineFinder:
-    """The engine already holds the plan's image (its key tag, labelled with the key) though the index does not:
-    built by another envbuild home, or by the identical build in flight this call waited for (`source` joined)."""
-
-    def __init__(self, index: Index, engine: Engine, started: float, name: str | None, source: str = "engine"):
-        self.index, self.engine, self.started, self.name, self.source = index, engine, started, name, source
-
-    def find(self, wanted: Wanted) -> Image | None:
-        plan = wanted.plan
-        if plan is None:
-            return None
-        record = self.engine.inspect_image(plan.image)
-        labels = ((record or {}).get("Config") or {}).get("Labels") or {}
-        if labels.get("org.envbuild.build-key") != plan.key:
-            return None
-        entry = _index_image(self.index, plan.key, detail=_detail(plan, labels), image=plan.image,
-                             image_id=record["Id"], name=self.name, spec_key=plan.spec_key, lock_key=plan.lock_key,
-                             base_id=plan.base_id, build_seconds=None, size=record.get("Size", 0), source="engine")
-        return image_of(entry, plan.key, source=self.source, started=self.started)
-
-
-class RegistryFinder:
-    """The shared registry has the image (one manifest HEAD first): pull it, tag it locally, index it. Before
-    locking it is looked up by its request tag, after rendering by its build key tag; none without a registry."""
-
-    def __init__(self, index: Index, engine: Engine, shared, started: float, on_progress, on_log):
-        self.index, self.engine, self.shared, self.started = index, engine, shared, started
-        self.on_progress, self.on_log = on_progress, on_log
-
-    def find(self, wanted: Wanted) -> Image | None:
-        from .errors import CacheError
-        from .renderer import IMAGE_REPOSITORY
-
-        shared, plan = self.shared, wanted.plan
-        if shared is None:
-            return None
-        ref = shared.build_ref(plan.key) if plan is not None else shared.request_ref(wanted.request)
-        if not shared.has(ref.rsplit(":", 1)[1]):
-            return None
-        _notify(self.on_progress, "registry", f"pulling {ref}")
-        try:
-            shared.pull(ref, self.on_log)
-        except CacheError as exc:
-            _log().warning("%s", exc)
-            return None
-        record = self.engine.inspect_image(ref) or {}
-        labels = (record.get("Config") or {}).get("Labels") or {}
-        build_key = labels.get("org.envbuild.build-key")
-        if not build_key or (plan is not None and build_key != plan.key):
-            _log().warning("registry image %s does not carry the expected build key: ignoring it", ref)
-            return None
-        local = f"{IMAGE_REPOSITORY}:{tag_of(build_key)}"
-        self.engine.tag(ref, local)
-        self.engine.remove(ref, prune=False)
-        manifest_digest = next((d.split("@", 1)[1] for d in record.get("RepoDigests") or []
-                                if d.startswith(shared.location + "@")), None)
-        # How long the image took to build elsewhere is not known here: the cost policy treats it as cheap.
-        entry = _index_image(self.index, build_key,
-                             detail=_detail(plan, labels) if plan else {"labels": labels, "registry": ref},
-                             image=local, image_id=record["Id"], name=None,
-                             spec_key=labels.get("org.envbuild.spec-key", ""),
-                             lock_key=labels.get("org.envbuild.lock-key", ""), base_id=plan.base_id if plan else "",
-                             build_seconds=None, size=record.get("Size", 0), source="registry",
-                             digest=manifest_digest)
-        return image_of(entry, build_key, source="registry", started=self.started)
-
-
-def _index_image(index: Index, build_key: str, *, detail: dict, log: str | None = None, **fields) -> dict:
-    """Write the index entry (`cache.new_entry` of `fields`) of an image this call obtained without an index hit
-    (built, found on the engine, pulled), with what `envbuild show` prints; count the miss. Returns the entry."""
-    entry = new_entry(**fields)
-    index.put(build_key, entry, log=log, detail=detail)
-    index.record_miss(fields["build_seconds"])
-    return entry
 
 
 # -- build and share ---------------------------------------------------------------------------------------------
@@ -376,12 +248,12 @@ def _build(index: Index, engine: Engine, shared, plan, resolved, env, chosen, st
 
     warnings = (chosen.limitations,) if chosen.limitations else ()
     for warning in warnings:
-        _notify(on_progress, "build", f"warning: {warning}")
+        notify(on_progress, "build", f"warning: {warning}")
     from .layer_cache import Sources, cache_options, cache_sources
 
     sources = cache_sources(plan, engine.image_id) if shared is not None else Sources([], None)
     cache_from, cache_args = cache_options(plan, sources, shared, chosen)
-    _notify(on_progress, "build", f"building {plan.image} with {chosen.kind}")
+    notify(on_progress, "build", f"building {plan.image} with {chosen.kind}")
     build_started = time.perf_counter()
     lines: list[str] = []  # the log so far, kept if the build fails
 
@@ -405,11 +277,11 @@ def _build(index: Index, engine: Engine, shared, plan, resolved, env, chosen, st
     build_seconds = time.perf_counter() - build_started
     record = engine.inspect_image(image_id) or {}
     labels = (record.get("Config") or {}).get("Labels") or {}
-    entry = _index_image(index, plan.key, log=build_log, detail=_detail(plan, labels, resolved.text),
+    entry = index_image(index, plan.key, log=build_log, detail=detail_of(plan, labels, resolved.text),
                          image=plan.image, image_id=image_id, name=env.name, spec_key=plan.spec_key,
                          lock_key=plan.lock_key, base_id=plan.base_id, build_seconds=build_seconds,
                          size=record.get("Size", 0), source="built")
-    _notify(on_progress, "build", f"built {plan.image} in {build_seconds:.1f}s")
+    notify(on_progress, "build", f"built {plan.image} in {build_seconds:.1f}s")
     return image_of(entry, plan.key, source="built", started=started, builder=chosen.kind, warnings=warnings)
 
 
@@ -423,7 +295,7 @@ def _share(index: Index, engine: Engine, shared, image: Image, requested: str, p
     from .layer_cache import cache_sources, new_final_tags, share_stages
 
     started = time.perf_counter()
-    _notify(on_progress, "registry", f"pushing {shared.build_ref(image.key)}")
+    notify(on_progress, "registry", f"pushing {shared.build_ref(image.key)}")
     try:
         sources = cache_sources(plan, engine.image_id)
         pushed = shared.push(image.image, [tag_of(image.key), "req-" + tag_of(requested)]
@@ -432,7 +304,7 @@ def _share(index: Index, engine: Engine, shared, image: Image, requested: str, p
         image = image._replace(digest=pushed)
         share_stages(plan, sources.stages, shared, chosen, on_log)
     except (CacheError, BuildError) as exc:
-        _notify(on_progress, "registry", f"warning: not shared, the image stays local: {exc.what}")
+        notify(on_progress, "registry", f"warning: not shared, the image stays local: {exc.what}")
         image = image._replace(warnings=image.warnings + (f"not shared: {exc.what.splitlines()[0]}",))
     return image._replace(push_seconds=round(time.perf_counter() - started, 3))
 
@@ -447,15 +319,10 @@ def _merged(index: Index, build_key: str, engine_host: str, on_progress):
         build_lock.acquire(timeout=0)
         joined = False
     except Timeout:
-        _notify(on_progress, "build", f"waiting for an identical build in flight ({build_key})")
+        notify(on_progress, "build", f"waiting for an identical build in flight ({build_key})")
         build_lock.acquire()
         joined = True
     try:
         yield joined
     finally:
         build_lock.release()
-
-
-def _detail(plan, labels: dict, lock_text: str | None = None) -> dict:
-    """What `envbuild show` prints, kept at build time: the image may be gone (or remote) when asked."""
-    return {"dockerfile": plan.dockerfile, "lock": lock_text, "labels": labels}
