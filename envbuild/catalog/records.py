@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
+import json
 from dataclasses import dataclass
 
 from ..errors import SpecError
@@ -62,10 +64,20 @@ class Entry:
     created_by: str
     created_at: float
     archived: bool
-    definition: dict = dataclasses.field(repr=False)
+    # The definition and the canonical form as the database holds them (JSON text), decoded on first use: a list
+    # of a thousand names shows neither, and decoding them was most of its time.
+    definition_json: str = dataclasses.field(repr=False)
     files: dict[str, str] = dataclasses.field(default_factory=dict, repr=False)
-    canonical: dict | None = dataclasses.field(default=None, repr=False)
+    canonical_json: str | None = dataclasses.field(default=None, repr=False)
     builds: tuple[Build, ...] = ()
+
+    @functools.cached_property
+    def definition(self) -> dict:
+        return json.loads(self.definition_json)
+
+    @functools.cached_property
+    def canonical(self) -> dict | None:
+        return json.loads(self.canonical_json) if self.canonical_json else None
 
     @property
     def ref(self) -> str:
