@@ -179,15 +179,13 @@ def build(env, *, cache_dir=None, template=None, refresh_lock: bool = False, reb
         local_channels = [c for c in spec.channels if c.startswith("file://")]
         template_hash = template_digest(template)
         requested = request_key(spec_key, base.id, template_hash, local_channels, spec.platform)
-        remember_file(index, env, spec_key, base, requested=requested, template=template_hash,
-                      local_channels=local_channels, platform=spec.platform)
         pull = RegistryFinder(index, engine, shared, started, on_progress, on_log)
 
         # 1. look up: the request, before locking
         if not (rebuild or refresh_lock):
             image = look_up([IndexFinder(index, engine, started), pull], Wanted(requested))
             if image is not None:
-                index.remember_request(requested, image.key)
+                _remember(index, env, spec, base, image, requested, template_hash, local_channels)
                 notify(on_progress, "cache", f"{image.source}: {image.image}")
                 return image._replace(warnings=base.warnings + image.warnings)
 
@@ -221,7 +219,7 @@ def build(env, *, cache_dir=None, template=None, refresh_lock: bool = False, reb
                 # 6. share
                 if shared is not None and (built or (image.source == "engine" and not shared.has(tag_of(image.key)))):
                     image = _share(index, engine, shared, image, requested, plan, chosen, on_progress, on_log)
-        index.remember_request(requested, image.key)
+        _remember(index, env, spec, base, image, requested, template_hash, local_channels)
         index.canonical_put(spec_key, spec.form)  # for `envbuild explain`
         if image.source != "built":
             notify(on_progress, "cache", f"{image.source}: {image.image}")
@@ -233,6 +231,15 @@ def build(env, *, cache_dir=None, template=None, refresh_lock: bool = False, reb
             journal.close()
         index.close()
         engine.close()
+
+
+def _remember(index: Index, env, spec, base, image: Image, requested: str, template: str | None,
+              local_channels: list[str]) -> None:
+    """Keep the answer to the request `requested` for the next call: in the index (step 1 reads it), and for the
+    byte-for-byte fast path (the memo of env's spec file and the request's answer, next to the index)."""
+    index.remember_request(requested, image.key)
+    remember_file(index.home, env, spec.key, base, image, requested=requested, template=template,
+                  local_channels=local_channels, platform=spec.platform)
 
 
 # -- build and share ---------------------------------------------------------------------------------------------
