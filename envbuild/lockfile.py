@@ -140,19 +140,15 @@ def _parsed(path: Path):
 
 @functools.lru_cache(maxsize=8)
 def _parse_cached(path: str, size: int, mtime_ns: int):
-    import yaml
+    from .limits import check_file_size, load_yaml
 
+    check_file_size(size, path)
     try:
         text = Path(path).read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"cannot read the lock file: {getattr(exc, 'strerror', None) or exc}", where=path,
                         fix="check the path, and that the file is UTF-8 text") from None
-    try:
-        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml where present
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise SpecError(f"not valid YAML: {getattr(exc, 'problem', None) or exc}",
-                        where=f"{path}:{mark.line + 1}" if mark else path, fix="fix the YAML syntax") from None
+    return load_yaml(text, path)  # depth, alias expansion and value length bounded (envbuild.limits)
 
 
 def lock_metadata(path: Path) -> dict:

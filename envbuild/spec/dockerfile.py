@@ -13,16 +13,16 @@ import re
 from pathlib import Path
 
 from ..errors import SpecError
-from .source import PLACEHOLDER, read_text
+from .source import find_placeholder, read_text
 
 
 def read_dockerfile(path: Path) -> str:
     """The text of a Dockerfile, refused when it is an unrendered template or has no FROM."""
     text = read_text(path)
     for number, line in enumerate(text.splitlines(), start=1):
-        found = PLACEHOLDER.search(line)
+        found = find_placeholder(line)
         if found:
-            raise SpecError(f"unrendered template placeholder {found.group(0)} in a Dockerfile",
+            raise SpecError(f"unrendered template placeholder {found} in a Dockerfile",
                             where=f"{path}:{number}", fix="render the template (replace every {{...}}) first")
     if not re.search(r"^\s*FROM\s", text, re.IGNORECASE | re.MULTILINE):
         raise SpecError("a Dockerfile needs a FROM instruction", where=str(path), fix="start it with `FROM <image>`")
