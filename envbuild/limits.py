@@ -40,6 +40,11 @@ def check_name(value: str, what: str, where: str | None) -> str:
     return value
 
 
+def undecodable_line(exc: UnicodeDecodeError) -> int:
+    """The line (1-based) of the first byte that is not UTF-8."""
+    return exc.object[:exc.start].count(b"\n") + 1
+
+
 def compose_yaml(text: str, path: str):
     """The node tree of the single YAML document `text` (None when empty), within the limits above.
 
@@ -83,7 +88,12 @@ def load_yaml(text: str, path: str):
 
 def _yaml_error(exc, path: str, text: str) -> SpecError:
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    where = f"{path}:{mark.line + 1}" if mark else path
+    if mark:
+        where = f"{path}:{mark.line + 1}"
+    elif isinstance(getattr(exc, "position", None), int):  # the reader's errors (a control character) have none
+        where = f"{path}:{text.count(chr(10), 0, exc.position) + 1}"
+    else:
+        where = path
     problem = getattr(exc, "problem", None) or str(exc)
     hint = " (a `{{placeholder}}` template must be rendered first)" if "{{" in text else ""
     return SpecError(f"not valid YAML: {problem}{hint}", where=where, fix="fix the YAML syntax")

@@ -18,7 +18,7 @@ from pathlib import Path
 from ..errors import SpecError
 from .conda_file import AZUREML_FIELDS, load_conda_file
 from .dockerfile import check_build_context, start_from_build_context
-from .source import YamlDocument, read_text, read_yaml, reject_placeholders
+from .source import YamlDocument, is_file, read_text, read_yaml, reject_placeholders
 
 # The files of a directory written by `Environment.save_to_directory`.
 ENVIRONMENT_FILE = "environment.yaml"
@@ -150,13 +150,46 @@ def _load_conda_file(document: YamlDocument, env) -> None:
                         where=document.where(node), fix="write `conda_file: conda.yaml`")
     # `file:conda.yml` is the preview CLI's spelling of a local path.
     conda_path = document.path.parent / value.strip().removeprefix("file:")
-    if not conda_path.is_file():
+    if not is_file(conda_path):
         raise SpecError(f"conda_file {value} does not exist", where=document.where(node),
                         fix=f"check the path: it is read relative to {document.path.parent}")
     load_conda_file(conda_path, env)
 
 
+def _check_extension(document: YamlDocument, extension: dict) -> None:
+    """Each field of the `envbuild:` section has its type, and the files it names exist: at the field's line."""
+    import re
+
+    from ..limits import check_name
+
+    node = document.child(document.node, _EXTENSION)
+    kinds = {"platform": str, "gpu": bool, "cuda": (str, int, float), "user_managed_dependencies": bool,
+             "interpreter_path": str, "base_dockerfile": str, "base_dockerfile_file": str, "pip_options": list,
+             "environment_variables": dict, "lock_file": str}
+    for key, kind in kinds.items():
+        value, where = extension.get(key), document.where(document.child(node, key) or node)
+        if value is None:
+            continue
+        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+            names = {str: "text", bool: "true or false", list: "a list", dict: "a mapping"}
+            wanted = names.get(kind, "a version such as 12.4")
+            raise SpecError(f"`{_EXTENSION}.{key}` must be {wanted}, not {type(value).__name__}", where=where,
+                            fix=f"write `{key}:` as {wanted}")
+        if key == "pip_options" and not all(isinstance(option, str) for option in value):
+            raise SpecError(f"`{_EXTENSION}.pip_options` must be a list of options such as `--pre`", where=where,
+                            fix="write each option as text: `- --extra-index-url https://...`")
+        if key == "cuda" and not re.fullmatch(r"\d+(\.\d+){0,2}", str(value)):
+            raise SpecError(f"`{_EXTENSION}.cuda` {value!r} is not a CUDA version", where=where,
+                            fix="write it as MAJOR.MINOR, e.g. 12.4")
+        if isinstance(value, str):
+            check_name(value, f"`{_EXTENSION}.{key}`", where)
+        if key in ("base_dockerfile_file", "lock_file") and value and not is_file(document.path.parent / value):
+            raise SpecError(f"`{_EXTENSION}.{key}` {value} does not exist", where=where,
+                            fix=f"check the path: it is read relative to {document.path.parent}")
+
+
 def _load_extension(document: YamlDocument, extension: dict, env) -> None:
+    _check_extension(document, extension)
     node = document.child(document.node, _EXTENSION)
     docker = env.docker
     docker.platform = str(extension.get("platform") or docker.platform)

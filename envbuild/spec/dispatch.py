@@ -16,7 +16,7 @@ from ..errors import SpecError
 from ..lockfile import looks_like_lock_file
 from .azureml import ENVIRONMENT_FILE, load_azureml_environment, load_inline_environment
 from .conda_file import AZUREML_FIELDS, CONDA_FILE_KEYS, load_conda_file
-from .source import read_yaml
+from .source import is_dir, is_file, read_yaml
 
 # Files people point at that hold a project's dependencies in another tool's format.
 _PROJECT_FILES = {"pipfile", "setup.py", "setup.cfg", "pyproject.toml", "poetry.lock", "uv.lock", "pipfile.lock"}
@@ -31,9 +31,9 @@ def load_file(cls, location: str | os.PathLike, name: str | None):
         raise SpecError(f"{text} is a reference, not a file", fix="resolve it with envbuild.references.load (the "
                         "command line does): it reads curated:NAME[:VERSION], docker://IMAGE and spec files")
     path = Path(text)
-    if path.is_dir():
+    if is_dir(path):
         return _load_directory(cls, path, name)
-    if not path.is_file():
+    if not is_file(path):
         raise SpecError(f"{path}: no such file or directory", fix="check the path")
     lowered = path.name.lower()
     if lowered in _PROJECT_FILES or path.suffix.lower() in (".toml", ".py", ".cfg", ".json"):

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SpecError
-from .source import Origin, read_text
+from ..limits import check_name
+from .source import Origin, is_file, read_text
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ def parse_requirements_file(path: Path, *, seen: set[str], files: list[str]) -> 
     if resolved in seen:
         raise SpecError(f"requirements include cycle: {path} is included again", where=str(path),
                         fix="remove the `-r` line that includes a file already being read")
-    if not path.is_file():
+    if not is_file(path):
         raise SpecError(f"requirements file {path} does not exist", where=str(path),
                         fix="check the path (includes are relative to the including file)")
     text = read_text(path)
@@ -86,6 +87,7 @@ def _strip_comment(line: str) -> str:
 
 
 def _parse_one(text: str, origin: Origin, seen: set[str], files: list[str]) -> list[RequirementLine]:
+    check_name(text, "requirement line", str(origin))  # nothing long reaches uv's argv, a path or a Dockerfile
     if text == "@EXPLICIT":
         raise SpecError("this is a conda explicit lock file, not a requirements file", where=str(origin),
                         fix="lock to a conda-lock.yml (`conda-lock lock` or `envbuild lock`) and load that")
@@ -96,7 +98,7 @@ def _parse_one(text: str, origin: Origin, seen: set[str], files: list[str]) -> l
             if not value:
                 raise SpecError(f"{flag} needs a file name", where=str(origin), fix=f"write `{flag} other.txt`")
             included = Path(origin.path).parent / value
-            if not included.is_file():
+            if not is_file(included):
                 raise SpecError(f"included requirements file {value} does not exist", where=str(origin),
                                 fix=f"check the path: it is read relative to {Path(origin.path).parent}")
             lines = parse_requirements_file(included, seen=seen, files=files)

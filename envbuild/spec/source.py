@@ -49,8 +49,9 @@ class YamlDocument:
         return None
 
     def key_node(self, node, key: str):
+        """The key node `key` of a mapping node; `key` as written, or as `str()` of its value (`None`, `True`)."""
         for item in getattr(node, "value", []) or []:
-            if isinstance(item, tuple) and getattr(item[0], "value", None) == key:
+            if isinstance(item, tuple) and key in (getattr(item[0], "value", None), _key_text(item[0])):
                 return item[0]
         return None
 
@@ -75,6 +76,16 @@ class YamlDocument:
         return {self.scalar_text(k): self.scalar_text(v) for k, v in node.value}
 
 
+def _key_text(node) -> str | None:
+    """What `str()` of a null or boolean key's value is (the loaders name keys that way in their errors)."""
+    tag = getattr(node, "tag", "")
+    if tag.endswith(":null"):
+        return "None"
+    if tag.endswith(":bool"):
+        return str(node.value.lower() in ("true", "yes", "on"))
+    return None
+
+
 def read_yaml(path: Path) -> YamlDocument:
     """The YAML file at `path` with its node tree, within envbuild's limits (envbuild.limits): size, depth,
     alias expansion and value length are checked before anything walks the document."""
@@ -87,15 +98,16 @@ def read_yaml(path: Path) -> YamlDocument:
 
 def read_text(path: Path) -> str:
     """A spec file's text (UTF-8, a BOM dropped), refused before reading when over envbuild's size limit."""
-    from ..limits import check_file_size
+    from ..limits import check_file_size, undecodable_line
 
     try:
         check_file_size(path.stat().st_size, str(path))
         return path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise SpecError(f"{path} does not exist", where=str(path), fix="check the path") from None
-    except UnicodeDecodeError:
-        raise SpecError(f"{path} is not UTF-8 text", where=str(path), fix="save the file as UTF-8") from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{path} is not UTF-8 text", where=f"{path}:{undecodable_line(exc)}",
+                        fix="save the file as UTF-8") from None
     except OSError as exc:
         raise SpecError(f"cannot read {path}: {exc.strerror}", where=str(path), fix="check the path") from None
 
@@ -139,3 +151,20 @@ def reject_placeholders(document: YamlDocument, node=None) -> None:
             continue
         for item in reversed(current.value):  # reversed: the first placeholder in the file is the one reported
             pending.extend(reversed(item) if isinstance(item, tuple) else (item,))
+
+
+def is_file(path: Path) -> bool:
+    """`path.is_file()`, False for a name no file system takes (over 255 bytes a part, a NUL) instead of OSError:
+    such names come from spec files and are then reported as missing, at their line."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def is_dir(path: Path) -> bool:
+    """`path.is_dir()`, False for a name no file system takes (see is_file)."""
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):
+        return False
