@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from . import add_common, add_spec, err, load_spec
+from . import add_allow_host_builds, add_common, add_spec, err, load_spec
 
 # What `cached_build` reads of a command line, spelled exactly so; anything else goes to argparse.
 _FAST_FLAGS = {"--json": "json", "-q": "quiet", "--quiet": "quiet"}
@@ -22,6 +22,7 @@ def register(sub) -> None:
     p.add_argument("--rebuild", action="store_true", help="build even if the cache has the image")
     p.add_argument("--refresh-lock", action="store_true", help="re-solve even if the lock cache has the spec")
     p.add_argument("-q", "--quiet", action="store_true", help="do not stream the build log")
+    add_allow_host_builds(p)
     p.add_argument("--registry", help="shared cache HOST/REPO: pull from it instead of building, push after "
                                       "(default: $ENVBUILD_REGISTRY)")
     p.add_argument("--builder", choices=("buildx", "buildkit", "classic"),
@@ -63,7 +64,8 @@ def cmd_build(args) -> int:
     with BuildDisplay(quiet=args.quiet, json_output=args.json, debug=args.debug) as display:
         image = build(load_spec(args), cache_dir=args.cache_dir, template=args.template,
                       refresh_lock=args.refresh_lock, rebuild=args.rebuild, registry=args.registry,
-                      builder=args.builder, on_progress=display.progress, on_log=display.log)
+                      builder=args.builder, on_progress=display.progress, on_log=display.log,
+                      allow_host_builds=args.allow_host_builds)
     _print_image(image, args.json)
     return 0
 

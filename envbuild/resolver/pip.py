@@ -11,6 +11,7 @@ from ..channels import public_text, public_url
 from ..errors import ResolveError
 from ..lockfile import LockedPackage
 from ..platforms import PLATFORMS, Platform
+from .isolated import SdistPolicy, compile_requirements
 
 
 def uv_platform(target: Platform, glibc: str) -> str:
@@ -38,8 +39,8 @@ def _uv_binary() -> str:
 
 
 def solve_pip(requirements: list[str], options: list[str], python_version: str, platform: str, glibc: str,
-               cutoff: dt.datetime | None) -> list[LockedPackage]:
-    import subprocess
+               cutoff: dt.datetime | None, sdists: SdistPolicy | None = None) -> list[LockedPackage]:
+    """Lock `requirements`; an sdist is built to read its metadata only where `sdists` says (resolver.isolated)."""
     import tempfile
     import tomllib
 
@@ -70,7 +71,7 @@ def solve_pip(requirements: list[str], options: list[str], python_version: str, 
                 constraint = Path(tmp, f"constraints-{number}.txt")
                 constraint.write_text(value + "\n", encoding="utf-8")
                 cmd += ["--constraint", str(constraint)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=_uv_env())
+        proc = compile_requirements(cmd, Path(tmp), _uv_env(), sdists)
         if proc.returncode != 0:
             raise ResolveError(f"pip requirements cannot be resolved for Python {py} on {platform}:\n"
                                f"{_uv_message(proc.stderr)}",
