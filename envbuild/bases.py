@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Callable
 from .engine import Engine
 from .errors import BuildError, EngineError, SpecError
 from .keys import tag_of
+from .limits import check_image_reference
 
 if TYPE_CHECKING:
     from .gpu import GpuStack
@@ -64,7 +65,7 @@ def describe(ref: str, record: dict) -> BaseImage:
 def resolve_base(ref: str | None, engine: Engine, *, ensure: bool = True,
                  on_log: Callable[[str], None] | None = None) -> BaseImage | None:
     """The base image `ref` (None: the default) as the engine has it; builds the default base if missing."""
-    ref = ref or DEFAULT_BASE
+    ref = check_image_reference(ref or DEFAULT_BASE, None)  # before the engine sees it (its 400 body is no message)
     record = engine.inspect_image(ref)
     if record is None and ensure:
         if ref == DEFAULT_BASE:

@@ -174,3 +174,24 @@ def _loader_class():
 
     _LOADER = LimitedLoader
     return _LOADER
+
+
+def check_image_reference(ref: str, where: str | None) -> str:
+    """`ref` when it is an image reference the engine can parse (NAME[:TAG][@DIGEST]), else SpecError at `where`.
+
+    The grammar of distribution/reference (what every engine and registry applies), written out here because
+    neither the docker SDK nor any other library at hand validates a reference: the engine's answer to a bad one is
+    a raw HTTP 400 body, and a reference also becomes a path in the engine's API.
+    """
+    import re
+
+    component = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+    domain = r"(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*" \
+             r"[a-zA-Z0-9]))*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?"
+    pattern = (rf"(?:{domain}/)?{component}(?:/{component})*(?::[\w][\w.-]{{0,127}})?"
+               r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?")
+    if not isinstance(ref, str) or len(ref) > MAX_NAME_CHARS or not re.fullmatch(pattern, ref):
+        raise SpecError(f"{str(ref)[:200]!r} is not a valid image reference", where=where,
+                        fix="write it as [REGISTRY/]REPOSITORY[:TAG][@sha256:DIGEST], the repository in lowercase, "
+                            "e.g. mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04:latest")
+    return ref

@@ -105,6 +105,10 @@ def _check_shape(document: YamlDocument, data: dict, uses_default_base: bool) ->
         raise SpecError("`image` must be an image reference such as mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04",
                         where=where("image"), fix="write `image: REPOSITORY:TAG` (a build recipe for an image is "
                                                   "not an environment: use `build: {path: DIR}` instead)")
+    if isinstance(image, str):
+        from ..limits import check_image_reference
+
+        check_image_reference(image, where("image"))
     if image and data.get("build"):
         raise SpecError("an environment has either `image` or `build`, not both", where=where("build"),
                         fix="remove `image:` to build from the Dockerfile, or remove `build:` to use the image")

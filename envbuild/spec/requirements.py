@@ -139,9 +139,11 @@ def _validate_requirement(text: str, origin: Origin) -> None:
 def add_requirements(env, lines: list[RequirementLine]) -> None:
     """Add parsed lines to `env`'s pip packages (with their origins) and pip options, in order, once each."""
     deps = env.python.conda_dependencies
+    present = set(deps.pip_packages)  # a set: `in` on the list made a 20,000-line file take seconds (quadratic)
     for req in lines:
         if req.option:
             deps.set_pip_option(req.option)
-        elif req.text not in deps.pip_packages:
+        elif req.text not in present:
+            present.add(req.text)
             deps.pip_packages.append(req.text)
             deps.origins[req.text] = req.origin
