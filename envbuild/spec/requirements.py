@@ -87,7 +87,6 @@ def _strip_comment(line: str) -> str:
 
 
 def _parse_one(text: str, origin: Origin, seen: set[str], files: list[str]) -> list[RequirementLine]:
-    check_name(text, "requirement line", str(origin))  # nothing long reaches uv's argv, a path or a Dockerfile
     if text == "@EXPLICIT":
         raise SpecError("this is a conda explicit lock file, not a requirements file", where=str(origin),
                         fix="lock to a conda-lock.yml (`conda-lock lock` or `envbuild lock`) and load that")
@@ -114,6 +113,7 @@ def _parse_one(text: str, origin: Origin, seen: set[str], files: list[str]) -> l
             log.info("%s: `%s` installed from the VCS URL, not in editable mode", origin, text)
             text = value
         elif flag in _INDEX_OPTIONS:
+            check_name(text, "pip option", str(origin))  # nothing long reaches uv's argv
             return [RequirementLine(None, f"{_INDEX_OPTIONS[flag]} {value}".strip(), origin)]
         elif flag in _IGNORED_OPTIONS:
             return []
@@ -122,6 +122,7 @@ def _parse_one(text: str, origin: Origin, seen: set[str], files: list[str]) -> l
                             fix="remove it, or use one of -r, -c, --index-url, --extra-index-url, --find-links, --pre")
     # Per-requirement hash options are checked by the lock's own hashes; the requirement itself stays.
     text = re.sub(r"\s--hash[=\s]\S+", "", text).strip()
+    check_name(text, "requirement", str(origin))  # nothing long reaches uv's argv, a path or a Dockerfile
     _validate_requirement(text, origin)
     return [RequirementLine(text, None, origin)]
 
