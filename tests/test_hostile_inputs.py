@@ -94,7 +94,7 @@ def test_a_few_aliases_still_load(tmp_path):
     assert env.environment_variables == {"A": "one", "B": "one"}
 
 
-@pytest.mark.parametrize("text", ["dependencies: " + "[" * 50_000 + "\n",
+@pytest.mark.parametrize("text", ["dependencies: " + "[" * 50_000 + "]" * 50_000 + "\n",
                                   "name: x\nimage: python:3.11\nproperties:\n  p: " + "[" * 5_000 + "]" * 5_000 + "\n",
                                   "dependencies:\n" + "".join("  " * i + "- \n" for i in range(1, 200))],
                          ids=["50000-flow", "5000-azure-properties", "200-block"])
@@ -106,7 +106,7 @@ def test_deep_nesting_is_one_error_not_a_crash(tmp_path, text):
 
 
 def test_a_deep_lock_file_is_refused_too(tmp_path):
-    lock = write(tmp_path / "conda-lock.yml", "version: 1\nmetadata: " + "[" * 50_000 + "\n")
+    lock = write(tmp_path / "conda-lock.yml", "version: 1\nmetadata: " + "[" * 50_000 + "]" * 50_000 + "\n")
     done = _envbuild_key(lock)
     assert done.returncode == 2 and "levels deep" in done.stderr, done.stderr[-500:]
 
