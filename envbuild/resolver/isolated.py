@@ -41,6 +41,12 @@ def compile_requirements(cmd: list[str], workdir: Path, env: dict, policy: Sdist
         subprocess.CompletedProcess:
     """Run the `uv pip compile` command `cmd` (its files under `workdir`) without building on the host unless
     `policy` allows it."""
+    from ..limits import MAX_NAME_CHARS
+
+    too_long = next((arg for arg in cmd if len(arg) > MAX_NAME_CHARS), None)
+    if too_long is not None:  # from the API (files are checked at their line): never an "Argument list too long"
+        raise ResolveError(f"a pip requirement or option of {len(too_long):,} characters, over envbuild's limit of "
+                           f"{MAX_NAME_CHARS:,}", fix="shorten it")  # not shown: an index URL can hold a token
     policy = policy or SdistPolicy()
     if policy.allow_host:
         return subprocess.run(cmd, capture_output=True, text=True, env=env)
