@@ -37,15 +37,18 @@ from .progress import ProgressCallback, notify
 
 def lock(env, *, platform: str | None = None, platforms: list[str] | None = None, python_version: str | None = None,
          glibc: str | None = None, exclude_newer=None, cache_dir=None, refresh: bool = False,
-         on_progress: ProgressCallback | None = None):
+         on_progress: ProgressCallback | None = None, allow_host_builds: bool = False, sdist_image: str | None = None):
     """Resolve `env` from the lock cache unless `refresh`: the Lock of one platform (`platform`, default the
     environment's), or with `platforms` a LockSet (one conda-lock.yml for all of them, a Lock per platform).
 
     A failed solve raises ResolveError and caches nothing. A hit costs a few milliseconds and imports neither
     rattler nor conda-lock.
+
+    An sdist whose metadata the solve needs is built in a throwaway container of `sdist_image` (the target's base;
+    default envbuild's), never on this machine unless `allow_host_builds` (envbuild.resolver.isolated).
     """
     from .keys import canonical_spec, lock_request_key
-    from .resolver import parse_exclude_newer, resolve_platforms, target_platforms
+    from .resolver import SdistPolicy, parse_exclude_newer, resolve_platforms, target_platforms
 
     spec = canonical_spec(env)
     wanted = target_platforms(spec, platforms or [platform or spec.platform])
@@ -59,7 +62,8 @@ def lock(env, *, platform: str | None = None, platforms: list[str] | None = None
         notify(on_progress, "lock", f"solving for {', '.join(wanted)}")
         started = time.perf_counter()
         result = resolve_platforms(spec, wanted, python_version=python_version, glibc=glibc,
-                                   exclude_newer=exclude_newer)
+                                   exclude_newer=exclude_newer,
+                                   sdists=SdistPolicy(image=sdist_image, allow_host=allow_host_builds))
         notify(on_progress, "lock", f"solved {len(result.packages)} packages in {time.perf_counter() - started:.2f}s")
         index.lock_put(request, result)
     return result if platforms else result.locks[0]
@@ -123,7 +127,7 @@ def lock_python(spec, base, python_version: str | None) -> str | None:
 
 def render(env, *, cache_dir=None, template=None, refresh_lock: bool = False, gpu: bool | None = None,
            cuda: str | None = None, buildkit: bool = True, python_version: str | None = None, on_progress=None,
-           on_log=None):
+           on_log=None, allow_host_builds: bool = False):
     """The BuildPlan for `env` on its base image (locks first, from the lock cache when it can).
 
     `gpu`/`cuda` ask for a GPU stack (see envbuild.gpu); `buildkit=False` renders for the classic builder;
@@ -143,14 +147,16 @@ def render(env, *, cache_dir=None, template=None, refresh_lock: bool = False, gp
     pull_private_base(env, engine, on_progress)
     base = base_for(spec, engine, on_log, shared)
     resolved = lock(spec, python_version=lock_python(spec, base, python_version), glibc=base.glibc,
-                    cache_dir=cache_dir, refresh=refresh_lock, on_progress=on_progress)
+                    cache_dir=cache_dir, refresh=refresh_lock, on_progress=on_progress,
+                    allow_host_builds=allow_host_builds, sdist_image=base.ref if base.python_version else None)
     return render_plan(spec, resolved, base, template=template,
                        installer_from=_installer_base(spec, engine, on_log, shared), buildkit=buildkit)
 
 
 def build(env, *, cache_dir=None, template=None, refresh_lock: bool = False, rebuild: bool = False,
           registry: str | None = None, builder: str | None = None, python_version: str | None = None,
-          on_progress: ProgressCallback | None = None, on_log: Callable[[str], None] | None = None) -> Image:
+          on_progress: ProgressCallback | None = None, on_log: Callable[[str], None] | None = None,
+          allow_host_builds: bool = False) -> Image:
     """Build `env` into an image, or return the image already built for an equivalent environment.
 
     `registry` (``HOST/REPO``, default ENVBUILD_REGISTRY) is the shared cache: looked up before building, pushed
@@ -195,7 +201,8 @@ def build(env, *, cache_dir=None, template=None, refresh_lock: bool = False, reb
 
         # 2. lock
         resolved = lock(spec, python_version=python, glibc=base.glibc, cache_dir=cache_dir,
-                        refresh=refresh_lock, on_progress=on_progress)
+                        refresh=refresh_lock, on_progress=on_progress, allow_host_builds=allow_host_builds,
+                        sdist_image=base.ref if base.python_version else None)
 
         # 3. render
         chosen = find_builder(builder)

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Callable
 from .engine import Engine
 from .errors import BuildError, EngineError, SpecError
 from .keys import tag_of
+from .limits import check_image_reference
 
 if TYPE_CHECKING:
     from .gpu import GpuStack
@@ -73,7 +74,7 @@ def resolve_base(ref: str | None, engine: Engine, *, ensure: bool = True,
                  on_log: Callable[[str], None] | None = None, shared: "Registry | None" = None) -> BaseImage | None:
     """The base image `ref` (None: the default) as the engine has it; the default base is made if missing, or with
     a `shared` registry taken from it (see ensure_default_base); another missing one is pulled."""
-    ref = ref or DEFAULT_BASE
+    ref = check_image_reference(ref or DEFAULT_BASE, None)  # before the engine sees it (its 400 body is no message)
     warning = None
     if ref == DEFAULT_BASE and ensure:
         warning = ensure_default_base(engine, on_log=on_log, shared=shared)

@@ -81,12 +81,51 @@ def image_of(entry: dict, build_key: str, *, source: str, started: float, builde
 
 class Index:
     def __init__(self, home: Path):
-        import diskcache  # here, not at module level: the cache-hit path reads through IndexReader without it
+        """Open (or create, 0700/0600) the index of `home`; a damaged one is moved aside and the images on the
+        engine are indexed again (envbuild.home); a home that cannot be written is one CacheError."""
+        from .home import GuardedCache, open_index, prepare
 
-        home.mkdir(parents=True, exist_ok=True)
-        self.home = home
-        self._cache = diskcache.Cache(str(home / "index"), eviction_policy="none", size_limit=2**40)
+        self.home = prepare(home)
+        cache, moved = open_index(home)
+        self._cache = GuardedCache(cache, home)
+        if moved is not None:
+            self.reindex_from_engine()
         self._fold_hit_journal()
+
+    def reindex_from_engine(self) -> int:
+        """Index the images the engine holds with envbuild's build-key label (and the key tag it names): what a
+        new or healed index starts from, so no image built before is lost. Returns how many were indexed."""
+        import json
+        import urllib.parse
+
+        from .engine import Engine
+        from .errors import EngineError
+        from .keys import tag_of
+
+        query = urllib.parse.quote(json.dumps({"label": ["org.envbuild.build-key"]}))
+        engine = Engine()
+        try:
+            status, body = engine.request("GET", f"/images/json?filters={query}")
+        except EngineError:
+            return 0  # no engine now: the images are found again by key tag when next asked for
+        finally:
+            engine.close()
+        found = 0
+        for record in json.loads(body) if status == 200 else []:
+            labels = record.get("Labels") or {}
+            build_key = labels.get("org.envbuild.build-key", "")
+            image = next((t for t in record.get("RepoTags") or [] if t.endswith(f":{tag_of(build_key)}")), None)
+            if image is None or self.get(build_key) is not None:
+                continue
+            entry = new_entry(image=image, image_id=record["Id"], name=labels.get("org.opencontainers.image.title"),
+                              spec_key=labels.get("org.envbuild.spec-key", ""),
+                              lock_key=labels.get("org.envbuild.lock-key", ""),
+                              base_id=labels.get("org.opencontainers.image.base.digest", ""), build_seconds=None,
+                              size=record.get("Size", 0), source="engine")
+            self.put(build_key, {**entry, "created": record.get("Created") or entry["created"]},
+                     detail={"labels": labels})
+            found += 1
+        return found
 
     def close(self) -> None:
         self._cache.close()
@@ -320,7 +359,7 @@ class IndexReader:
         """Append the hit to the journal (one short O_APPEND write: lines from many processes never interleave).
         Counting is best effort: a home that cannot be written still serves hits."""
         try:
-            descriptor = os.open(os.path.join(self.home, HIT_JOURNAL), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            descriptor = os.open(os.path.join(self.home, HIT_JOURNAL), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         except OSError:
             return
         try:

@@ -77,13 +77,21 @@ def channel_url(channel: str, beside: Path | None = None) -> str:
     if "://" in channel:
         return channel
     path = Path(channel).expanduser()
-    if not path.is_absolute() and beside is not None and (beside / path).is_dir():
+    if not path.is_absolute() and beside is not None and _is_dir(beside / path):
         path = beside / path
     # As in conda, a bare word is a channel name even if a directory has that name; `a/b` is a path only if it
     # exists (else it is a label channel such as conda-forge/label/dev).
-    if channel.startswith(("/", ".", "~")) or ("/" in channel and path.is_dir()):
+    if channel.startswith(("/", ".", "~")) or ("/" in channel and _is_dir(path)):
         return path.resolve().as_uri()
     return f"https://conda.anaconda.org/{channel}"
+
+
+def _is_dir(path: Path) -> bool:
+    """Whether `path` is a directory; a name no file system takes (too long, a NUL) is not one."""
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):
+        return False
 
 
 def keyed_channel(channel: str, beside: Path | None = None) -> str:

@@ -137,34 +137,71 @@ def _parsed(path: Path):
         stat = path.stat()
     except OSError as exc:
         raise SpecError(f"cannot read the lock file: {exc.strerror}", where=str(path), fix="check the path") from None
-    return _parse_cached(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    return _parse_cached(str(path.resolve()), stat.st_size, stat.st_mtime_ns)[0]
+
+
+def _where(path: Path, loc=()) -> str:
+    """`path:line` of the value at `loc` (keys and list indexes, as pydantic reports them), or of the nearest
+    value above it that exists; line 1 for the document itself."""
+    stat = path.stat()
+    node = _parse_cached(str(path.resolve()), stat.st_size, stat.st_mtime_ns)[1]
+    line = 1 if node is None else node.start_mark.line + 1
+    for step in loc:
+        value = getattr(node, "value", None)
+        if not isinstance(value, list):
+            break
+        if isinstance(step, int):
+            node = value[step] if 0 <= step < len(value) and not isinstance(value[step], tuple) else None
+        else:
+            node = next((v for k, v in value if isinstance(k.value, str) and k.value == step), None) \
+                if all(isinstance(item, tuple) for item in value) else None
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+    return f"{path}:{line}"
 
 
 @functools.lru_cache(maxsize=8)
 def _parse_cached(path: str, size: int, mtime_ns: int):
-    import yaml
+    """(data, node tree) of the lock file: the nodes give errors their lines."""
+    from .limits import check_file_size, compose_yaml, construct_yaml, undecodable_line
 
+    check_file_size(size, path)
     try:
         text = Path(path).read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"cannot read the lock file: {getattr(exc, 'strerror', None) or exc}", where=path,
-                        fix="check the path, and that the file is UTF-8 text") from None
-    try:
-        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml where present
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise SpecError(f"not valid YAML: {getattr(exc, 'problem', None) or exc}",
-                        where=f"{path}:{mark.line + 1}" if mark else path, fix="fix the YAML syntax") from None
+    except UnicodeDecodeError as exc:
+        raise SpecError("the lock file is not UTF-8 text", where=f"{path}:{undecodable_line(exc)}",
+                        fix="save the file as UTF-8") from None
+    except OSError as exc:
+        raise SpecError(f"cannot read the lock file: {exc.strerror}", where=path, fix="check the path") from None
+    node = compose_yaml(text, path)  # depth, alias expansion and value length bounded (envbuild.limits)
+    return construct_yaml(node, text, path), node
 
 
 def lock_metadata(path: Path) -> dict:
-    """The `metadata` mapping of a conda-lock file (platforms, channels, content_hash, sources)."""
+    """The `metadata` mapping of a conda-lock file, its `platforms` a list of strings and its `channels` a list
+    of names or `{url: ...}` mappings (checked here, at their lines: the spec loader reads them as they are)."""
     data = _parsed(path)
     packages = data.get("package") if isinstance(data, dict) else None
     if not (isinstance(packages, list) and isinstance(data.get("metadata"), dict)):
-        raise SpecError("not a conda-lock file (no `metadata` and `package` list)", where=str(path),
+        raise SpecError("not a conda-lock file (no `metadata` and `package` list)", where=_where(path),
                         fix="pass a conda-lock.yml written by conda-lock or `envbuild lock`")
-    return data["metadata"]
+    metadata = data["metadata"]
+    platforms = metadata.get("platforms")
+    if not (isinstance(platforms, list) and platforms and all(isinstance(p, str) for p in platforms)):
+        raise SpecError("`metadata.platforms` must be a list of platform names (linux-64, ...)",
+                        where=_where(path, ("metadata", "platforms")), fix=FIX)
+    channels = metadata.get("channels") or []
+    if not (isinstance(channels, list) and all(isinstance(c, str) or (isinstance(c, dict) and isinstance(
+            c.get("url"), str)) for c in channels)):
+        raise SpecError("`metadata.channels` must be a list of channels (`- url: conda-forge`)",
+                        where=_where(path, ("metadata", "channels")), fix=FIX)
+    return metadata
+
+
+def metadata_where(path: Path, field: str) -> str:
+    """`path:line` of a field of the lock file's metadata (for errors about its value)."""
+    return _where(path, ("metadata", field))
 
 
 def lock_file_packages(path: Path, platform: str, categories=MAIN) -> list[list[str]]:
@@ -173,7 +210,7 @@ def lock_file_packages(path: Path, platform: str, categories=MAIN) -> list[list[
     of these rows)."""
     rows = _category_rows(path, platform)
     if not rows:
-        raise SpecError(f"the lock file has no packages for {platform}", where=str(path),
+        raise SpecError(f"the lock file has no packages for {platform}", where=_where(path, ("package",)),
                         fix=f"lock for {platform} (`conda-lock -p {platform}` or `envbuild lock -p {platform}`)")
     return sorted(row for row in rows if categories is None or row[4] in categories)
 
@@ -182,7 +219,7 @@ def _category_rows(path: Path, platform: str) -> list[list[str]]:
     data = _parsed(path)
     packages = data.get("package") if isinstance(data, dict) else None
     if not isinstance(packages, list):
-        raise SpecError("not a conda-lock file (no `package` list)", where=str(path),
+        raise SpecError("not a conda-lock file (no `package` list)", where=_where(path),
                         fix="pass a conda-lock.yml written by conda-lock or `envbuild lock`")
     out = []
     for package in packages:
@@ -238,7 +275,7 @@ def read_lock_file(path: str | os.PathLike, categories=MAIN) -> LockFile:
     file = Path(path)
     data = _parsed(file)
     if not isinstance(data, dict):
-        raise SpecError("not a valid conda-lock file: not a mapping", where=str(file), fix=FIX)
+        raise SpecError("not a valid conda-lock file: not a mapping", where=_where(file), fix=FIX)
     content = {k: v for k, v in data.items() if k != "version"}  # the parse is shared: never mutate it
     version = data.get("version")
     try:
@@ -247,12 +284,14 @@ def read_lock_file(path: str | os.PathLike, categories=MAIN) -> LockFile:
         elif version == 2:
             parsed = Lockfile.model_validate(content)
         else:
-            raise SpecError(f"unsupported conda-lock file version: {version!r}", where=str(file), fix=FIX)
+            raise SpecError(f"unsupported conda-lock file version: {version!r}", where=_where(file, ("version",)),
+                            fix=FIX)
     except SpecError:
         raise
     except Exception as exc:  # pydantic's errors: show only their first lines
         first = "\n".join(str(exc).strip().splitlines()[:3])
-        raise SpecError(f"not a valid conda-lock file: {first}", where=str(file), fix=FIX) from None
+        loc = exc.errors()[0].get("loc", ()) if hasattr(exc, "errors") else ()
+        raise SpecError(f"not a valid conda-lock file: {first}", where=_where(file, loc), fix=FIX) from None
     packages: dict[str, list[LockedPackage]] = {p: [] for p in parsed.metadata.platforms}
     for d in parsed.package:
         if not set(d.categories) & set(categories):

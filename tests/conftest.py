@@ -24,6 +24,10 @@ pytest_plugins = ["tests.support.postgres"]  # the `postgres` server and the `ca
 settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
+# The dedicated fuzz run (tests/test_hostile_inputs.py): HYPOTHESIS_PROFILE=fuzz, 10,000 cases per property.
+settings.register_profile("fuzz", max_examples=10_000, deadline=None)
+if os.environ.get("HYPOTHESIS_PROFILE"):
+    settings.load_profile(os.environ["HYPOTHESIS_PROFILE"])
 
 DOCKER = "/usr/bin/docker" if os.path.exists("/usr/bin/docker") else (shutil.which("docker") or "docker")
 

@@ -20,6 +20,12 @@ def add_catalog(parser: argparse.ArgumentParser) -> None:
                              "(default: $ENVBUILD_CATALOG, else catalog.sqlite in the envbuild home)")
 
 
+def add_allow_host_builds(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--allow-host-builds", action="store_true",
+                        help="let the solve build sdists on this machine to read their metadata (runs their setup.py here; "
+                        "default: in a throwaway container of the base image)")
+
+
 def add_spec(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", help="environment.yml, requirements.txt, ..., or a catalog NAME:VERSION")
     parser.add_argument("--name", help="environment name (default: from the file)")

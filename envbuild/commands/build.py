@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from . import add_common, add_spec, err, load_spec, with_python
+from . import add_allow_host_builds, add_common, add_spec, err, load_spec, with_python
 
 # What `cached_build` reads of a command line, spelled exactly so; anything else goes to argparse.
 _FAST_FLAGS = {"--json": "json", "-q": "quiet", "--quiet": "quiet"}
@@ -24,6 +24,7 @@ def register(sub) -> None:
     p.add_argument("--python", help="Python version: conda environments get python=VERSION; pip-only ones are "
                                     "locked for it (their base image must have it)")
     p.add_argument("-q", "--quiet", action="store_true", help="do not stream the build log")
+    add_allow_host_builds(p)
     p.add_argument("--registry", help="shared cache HOST/REPO: pull from it instead of building, push after "
                                       "(default: $ENVBUILD_REGISTRY)")
     p.add_argument("--builder", choices=("buildx", "buildkit", "classic"),
@@ -66,7 +67,7 @@ def cmd_build(args) -> int:
         image = build(with_python(load_spec(args), args.python), cache_dir=args.cache_dir, template=args.template,
                       refresh_lock=args.refresh_lock, rebuild=args.rebuild, registry=args.registry,
                       builder=args.builder, python_version=args.python, on_progress=display.progress,
-                      on_log=display.log)
+                      on_log=display.log, allow_host_builds=args.allow_host_builds)
     _print_image(image, args.json)
     return 0
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from . import add_common, add_spec, err, load_spec, with_python
+from . import add_allow_host_builds, add_common, add_spec, err, load_spec, with_python
 
 
 def register(sub) -> None:
@@ -19,6 +19,7 @@ def register(sub) -> None:
     p.add_argument("--exclude-newer", metavar="DATE",
                    help="ignore packages published after DATE (2024-06-01 or an ISO timestamp): a repeatable solve")
     p.add_argument("--refresh", action="store_true", help="re-solve even if the lock cache has the spec")
+    add_allow_host_builds(p)
     p.set_defaults(func=cmd_lock)
 
 
@@ -27,14 +28,16 @@ def cmd_lock(args) -> int:
 
     env = with_python(load_spec(args), args.python)
     python = args.python
-    glibc = None
+    glibc = sdist_image = None
     if python is None and not env.python.conda_dependencies.conda_packages and not getattr(env, "lock_file", None):
         from ..engine import Engine
 
         base = base_for(env, Engine())
         python, glibc = base.python_version, base.glibc
+        sdist_image = base.ref if base.python_version else None
     result = lock(env, platforms=args.platforms or [env.docker.platform], python_version=python, glibc=glibc,
                   exclude_newer=args.exclude_newer, cache_dir=args.cache_dir, refresh=args.refresh,
+                  allow_host_builds=args.allow_host_builds, sdist_image=sdist_image,
                   on_progress=lambda stage, message: err(f"envbuild: {stage}: {message}") if args.debug else None)
     if args.output:
         result.write(args.output)

@@ -20,26 +20,29 @@ from ..channels import public_url
 from ..errors import ResolveError
 from ..keys import CanonicalSpec, key_of, lock_key, lock_set_key
 from ..lockfile import Lock, LockedPackage, LockSet, conda_lock_text
+from .isolated import SdistPolicy
 from .request import parse_exclude_newer, read_lock, read_lock_set, target_platforms
 
-__all__ = ["resolve", "resolve_platforms", "read_lock", "read_lock_set", "parse_exclude_newer", "target_platforms"]
+__all__ = ["SdistPolicy", "resolve", "resolve_platforms", "read_lock", "read_lock_set", "parse_exclude_newer", "target_platforms"]
 
 
 def resolve(spec: CanonicalSpec, *, platform: str | None = None, python_version: str | None = None,
-            glibc: str | None = None, exclude_newer=None) -> Lock:
-    """Solve `spec` for one platform. `python_version` is the base image's Python, used when conda brings none."""
+            glibc: str | None = None, exclude_newer=None, sdists: SdistPolicy | None = None) -> Lock:
+    """Solve `spec` for one platform. `python_version` is the base image's Python, used when conda brings none;
+    `sdists` says where an sdist may be built to read its metadata (default: in a container, never the host)."""
     return resolve_platforms(spec, [platform or spec.platform], python_version=python_version, glibc=glibc,
-                             exclude_newer=exclude_newer).locks[0]
+                             exclude_newer=exclude_newer, sdists=sdists).locks[0]
 
 
 def resolve_platforms(spec: CanonicalSpec, platforms: Iterable[str] | None = None, *,
-                      python_version: str | None = None, glibc: str | None = None, exclude_newer=None) -> LockSet:
+                      python_version: str | None = None, glibc: str | None = None, exclude_newer=None,
+                      sdists: SdistPolicy | None = None) -> LockSet:
     """Solve `spec` for every platform into one conda-lock.yml (or take the user's lock file as it is)."""
     wanted = target_platforms(spec, platforms)
     if spec.lock_file:
         return read_lock_set(spec.lock_file, wanted, spec.lock_categories)
     cutoff = parse_exclude_newer(exclude_newer)
-    per_platform = {p: _solve_platform(spec, p, python_version, glibc, cutoff) for p in wanted}
+    per_platform = {p: _solve_platform(spec, p, python_version, glibc, cutoff, sdists) for p in wanted}
     channels = list(spec.solver_channels)
     # conda-lock's content hash: what the lock was solved for (the spec key), per platform.
     content_hash = {p: key_of({"spec": spec.key, "platform": p}) for p in wanted}
@@ -58,7 +61,8 @@ def resolve_platforms(spec: CanonicalSpec, platforms: Iterable[str] | None = Non
 
 
 def _solve_platform(spec: CanonicalSpec, platform: str, python_version: str | None, glibc: str | None,
-                    cutoff: dt.datetime | None) -> tuple[list[LockedPackage], str | None]:
+                    cutoff: dt.datetime | None, sdists: SdistPolicy | None = None
+                    ) -> tuple[list[LockedPackage], str | None]:
     from ..pins import check_pins
     from .conda import DEFAULT_GLIBC, solve_conda
     from .pip import solve_pip
@@ -78,6 +82,6 @@ def _solve_platform(spec: CanonicalSpec, platform: str, python_version: str | No
             raise ResolveError("cannot tell which Python the pip packages are for",
                                fix="add a `python` conda dependency or use a base image that has Python")
         packages += solve_pip([r.spelling for r in spec.pip], list(spec.solver_pip_options), target_python, platform,
-                              glibc or DEFAULT_GLIBC, cutoff)
+                              glibc or DEFAULT_GLIBC, cutoff, sdists)
         check_pins(spec.pip_pins, packages)
     return packages, target_python

@@ -12,6 +12,7 @@ from ..credentials import expand
 from ..errors import ResolveError
 from ..lockfile import LockedPackage
 from ..platforms import PLATFORMS, Platform
+from .isolated import SdistPolicy, compile_requirements
 
 
 def uv_platform(target: Platform, glibc: str) -> str:
@@ -39,8 +40,8 @@ def _uv_binary() -> str:
 
 
 def solve_pip(requirements: list[str], options: list[str], python_version: str, platform: str, glibc: str,
-               cutoff: dt.datetime | None) -> list[LockedPackage]:
-    import subprocess
+               cutoff: dt.datetime | None, sdists: SdistPolicy | None = None) -> list[LockedPackage]:
+    """Lock `requirements`; an sdist is built to read its metadata only where `sdists` says (resolver.isolated)."""
     import tempfile
     import tomllib
 
@@ -71,7 +72,7 @@ def solve_pip(requirements: list[str], options: list[str], python_version: str, 
                 constraint = Path(tmp, f"constraints-{number}.txt")
                 constraint.write_text(value + "\n", encoding="utf-8")
                 cmd += ["--constraint", str(constraint)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=_uv_env())
+        proc = compile_requirements(cmd, Path(tmp), _uv_env(), sdists)
         if proc.returncode != 0:
             raise _uv_error(proc.stderr, py, platform)
         data = tomllib.loads(out.read_text(encoding="utf-8"))

@@ -29,7 +29,7 @@ from ..errors import SpecError
 from .conda_file import AZUREML_FIELDS, load_conda_file
 from .dockerfile import check_build_context, start_from_build_context
 from .requirements import _INDEX_OPTIONS  # the options pip reads in a requirements line (and a conda `pip:` list)
-from .source import YamlDocument, read_text, read_yaml, reject_placeholders
+from .source import YamlDocument, is_file, read_text, read_yaml, reject_placeholders
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +151,7 @@ def _checked_settings(settings_document: YamlDocument) -> tuple[dict, YamlDocume
     if not isinstance(settings, dict) or set(settings) - known:
         raise SpecError(f"envbuild's settings must be a mapping of {', '.join(sorted(known))}",
                         where=settings_document.where(settings_document.node), fix="remove the unknown fields")
+    _check_settings(settings_document)
     return settings, settings_document
 
 
@@ -167,6 +168,10 @@ def _check_shape(document: YamlDocument, data: dict, saved_by_envbuild: bool) ->
         raise SpecError("`image` must be an image reference such as mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04",
                         where=where("image"), fix="write `image: REPOSITORY:TAG` (a build recipe for an image is "
                                                   "not an environment: use `build: {path: DIR}` instead)")
+    if isinstance(image, str):
+        from ..limits import check_image_reference
+
+        check_image_reference(image, where("image"))
     if image and data.get("build"):
         raise SpecError("an environment has either `image` or `build`, not both", where=where("build"),
                         fix="remove `image:` to build from the Dockerfile, or remove `build:` to use the image")
@@ -235,10 +240,43 @@ def _load_conda_file(document: YamlDocument, env) -> None:
                         where=document.where(node), fix="write `conda_file: conda.yaml`")
     # `file:conda.yml` is the preview CLI's spelling of a local path.
     conda_path = document.path.parent / value.strip().removeprefix("file:")
-    if not conda_path.is_file():
+    if not is_file(conda_path):
         raise SpecError(f"conda_file {value} does not exist", where=document.where(node),
                         fix=f"check the path: it is read relative to {document.path.parent}")
     load_conda_file(conda_path, env)
+
+
+def _check_settings(document: YamlDocument) -> None:
+    """Each of envbuild's settings has its type, and the files it names exist: at the setting's line."""
+    import re
+
+    from ..limits import check_name
+
+    node, settings = document.node, document.data
+    kinds = {"platform": str, "gpu": bool, "cuda": (str, int, float), "user_managed_dependencies": bool,
+             "interpreter_path": str, "base_dockerfile": str, "base_dockerfile_file": str, "pip_options": list,
+             "environment_variables": dict, "lock_file": str, "default_base": bool, "shm_size": (str, int),
+             "arguments": list, "base_image_registry": dict}
+    for key, kind in kinds.items():
+        value, where = settings.get(key), document.where(document.child(node, key) or node)
+        if value is None:
+            continue
+        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+            names = {str: "text", bool: "true or false", list: "a list", dict: "a mapping"}
+            wanted = names.get(kind, "a version such as 12.4" if key == "cuda" else "text")
+            raise SpecError(f"envbuild setting `{key}` must be {wanted}, not {type(value).__name__}", where=where,
+                            fix=f"write `{key}:` as {wanted}")
+        if key in ("pip_options", "arguments") and not all(isinstance(item, str) for item in value):
+            raise SpecError(f"envbuild setting `{key}` must be a list of text items", where=where,
+                            fix="write each item as text, e.g. `- --extra-index-url https://...`")
+        if key == "cuda" and not re.fullmatch(r"\d+(\.\d+){0,2}", str(value)):
+            raise SpecError(f"envbuild setting `cuda` {value!r} is not a CUDA version", where=where,
+                            fix="write it as MAJOR.MINOR, e.g. 12.4")
+        if isinstance(value, str):
+            check_name(value, f"envbuild setting `{key}`", where)
+        if key in ("base_dockerfile_file", "lock_file") and value and not is_file(document.path.parent / value):
+            raise SpecError(f"envbuild setting `{key}` {value} does not exist", where=where,
+                            fix=f"check the path: it is read relative to {document.path.parent}")
 
 
 def apply_settings(document: YamlDocument, settings: dict, env) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..errors import SpecError
 from .requirements import add_requirements, parse_requirement_lines
+from ..limits import check_name
 from .source import Origin, YamlDocument, read_yaml
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,8 @@ def _string_list(document: YamlDocument, root, data: dict, key: str) -> list[str
     if not isinstance(value, list) or any(isinstance(v, (dict, list)) for v in value):
         raise SpecError(f"`{key}` must be a list of strings", where=document.where(document.child(root, key)),
                         fix=f"write `{key}:` followed by `- item` lines")
-    return [str(v).strip() for v in value if v is not None and str(v).strip()]
+    where = document.where(document.child(root, key))
+    return [check_name(str(v).strip(), f"a `{key}` entry", where) for v in value if v is not None and str(v).strip()]
 
 
 _UNIDEP_SELECTOR = re.compile(r"^sel\((.+)\)$")

@@ -19,7 +19,7 @@ from ..lockfile import looks_like_lock_file
 from .azureml import ENVIRONMENT_FILE, load_azureml_environment, load_inline_environment
 from .azureml_v1 import DEFINITION_FILE, is_v1_directory
 from .conda_file import AZUREML_FIELDS, CONDA_FILE_KEYS, load_conda_file
-from .source import read_yaml
+from .source import is_dir, is_file, read_yaml
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +39,9 @@ def load_file(cls, location: str | os.PathLike, name: str | None):
         raise SpecError(f"{text} is a reference, not a file", fix="resolve it with envbuild.references.load (the "
                         "command line does): it reads curated:NAME[:VERSION], docker://IMAGE and spec files")
     path = Path(text)
-    if path.is_dir():
+    if is_dir(path):
         return _load_directory(cls, path, name)
-    if not path.is_file():
+    if not is_file(path):
         raise SpecError(f"{path}: no such file or directory", fix="check the path")
     lowered = path.name.lower()
     if lowered == DEFINITION_FILE:  # an Azure ML SDK v1 directory, named by its definition file

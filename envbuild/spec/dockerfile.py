@@ -13,16 +13,16 @@ import re
 from pathlib import Path
 
 from ..errors import SpecError
-from .source import PLACEHOLDER, read_text
+from .source import find_placeholder, is_dir, is_file, read_text
 
 
 def read_dockerfile(path: Path) -> str:
     """The text of a Dockerfile, refused when it is an unrendered template or has no FROM."""
     text = read_text(path)
     for number, line in enumerate(text.splitlines(), start=1):
-        found = PLACEHOLDER.search(line)
+        found = find_placeholder(line)
         if found:
-            raise SpecError(f"unrendered template placeholder {found.group(0)} in a Dockerfile",
+            raise SpecError(f"unrendered template placeholder {found} in a Dockerfile",
                             where=f"{path}:{number}", fix="render the template (replace every {{...}}) first")
     if not re.search(r"^\s*FROM\s", text, re.IGNORECASE | re.MULTILINE):
         raise SpecError("a Dockerfile needs a FROM instruction", where=str(path), fix="start it with `FROM <image>`")
@@ -43,9 +43,9 @@ def start_from_dockerfile(env, path: Path, text: str) -> None:
 def check_build_context(root: Path, dockerfile_path: str) -> None:
     """Refuse a build context that is not a directory holding a valid `dockerfile_path`."""
     dockerfile = root / dockerfile_path
-    if not root.is_dir():
+    if not is_dir(root):
         raise SpecError(f"build context {root} is not a directory", fix="pass the directory holding the Dockerfile")
-    if not dockerfile.is_file():
+    if not is_file(dockerfile):
         raise SpecError(f"build context {root} has no {dockerfile_path}", where=str(root),
                         fix="add the Dockerfile or name it with dockerfile_path")
     read_dockerfile(dockerfile)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import SpecError
-from ..lockfile import lock_metadata
+from ..lockfile import lock_metadata, metadata_where
 from .azureml import ENVIRONMENT_FILE, load_azureml_environment, save_environment
 from .azureml_v1 import is_v1_directory, load_v1_directory, save_v1_directory
 from .conda_file import load_conda_file, pick_platform
@@ -32,7 +32,7 @@ from .dockerfile import (
 from .prefix import find_conda_environment, load_conda_prefix
 from .requirements import add_requirements, parse_requirements_file
 from .sdk_v1 import CondaDependenciesV1, EnvironmentV1, image_details, move_labels
-from .source import Origin
+from .source import Origin, is_file
 
 
 @dataclass
@@ -159,7 +159,7 @@ class DockerSection:
     def base_dockerfile_is_path(self) -> bool:
         """Azure ML takes a Dockerfile's text or a path to it: one line naming an existing file is a path."""
         value = self.base_dockerfile
-        return bool(value) and "\n" not in value and Path(value).is_file()
+        return bool(value) and "\n" not in value and is_file(Path(value))
 
     def base_dockerfile_text(self) -> str | None:
         """The base Dockerfile's content, whether the spec gave the text or a path to it."""
@@ -296,7 +296,8 @@ class Environment(EnvironmentV1):
         env = cls(name=name)
         lock_path = Path(path).resolve()
         metadata = lock_metadata(lock_path)
-        env.docker.platform = pick_platform(metadata.get("platforms") or [], env.docker.platform, str(lock_path))
+        env.docker.platform = pick_platform(metadata["platforms"], env.docker.platform,
+                                            metadata_where(lock_path, "platforms"))
         for channel in metadata.get("channels") or []:
             env.python.conda_dependencies.add_channel(str(channel.get("url") if isinstance(channel, dict) else channel))
         env.lock_file = str(lock_path)

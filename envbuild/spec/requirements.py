@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SpecError
-from .source import Origin, read_text
+from ..limits import check_name
+from .source import Origin, is_file, read_text
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ def parse_requirements_file(path: Path, *, seen: set[str], files: list[str]) -> 
     if resolved in seen:
         raise SpecError(f"requirements include cycle: {path} is included again", where=str(path),
                         fix="remove the `-r` line that includes a file already being read")
-    if not path.is_file():
+    if not is_file(path):
         raise SpecError(f"requirements file {path} does not exist", where=str(path),
                         fix="check the path (includes are relative to the including file)")
     text = read_text(path)
@@ -100,7 +101,7 @@ def _parse_one(text: str, origin: Origin, seen: set[str], files: list[str]) -> l
             if not value:
                 raise SpecError(f"{flag} needs a file name", where=str(origin), fix=f"write `{flag} other.txt`")
             included = Path(origin.path).parent / value
-            if not included.is_file():
+            if not is_file(included):
                 raise SpecError(f"included requirements file {value} does not exist", where=str(origin),
                                 fix=f"check the path: it is read relative to {Path(origin.path).parent}")
             lines = parse_requirements_file(included, seen=seen, files=files)
@@ -117,6 +118,7 @@ def _parse_one(text: str, origin: Origin, seen: set[str], files: list[str]) -> l
             log.info("%s: `%s` installed from the VCS URL, not in editable mode", origin, text)
             text = value
         elif flag in _INDEX_OPTIONS:
+            check_name(text, "pip option", str(origin))  # nothing long reaches uv's argv
             return [RequirementLine(None, f"{_INDEX_OPTIONS[flag]} {value}".strip(), origin)]
         elif flag in _IGNORED_OPTIONS:
             return []
@@ -130,6 +132,7 @@ def _parse_one(text: str, origin: Origin, seen: set[str], files: list[str]) -> l
 
         sha256_pins(hashes, str(origin))  # a pin that cannot be checked fails at its line
     text = re.sub(r"\s--hash[=\s]+\S+", "", text).strip()
+    check_name(text, "requirement", str(origin))  # nothing long reaches uv's argv, a path or a Dockerfile
     wheel = _local_wheel(text, origin)
     if wheel is not None:
         from ..wheels import store_wheel
@@ -168,10 +171,12 @@ def _validate_requirement(text: str, origin: Origin) -> None:
 def add_requirements(env, lines: list[RequirementLine]) -> None:
     """Add parsed lines to `env`'s pip packages (with their origins) and pip options, in order, once each."""
     deps = env.python.conda_dependencies
+    present = set(deps.pip_packages)  # a set: `in` on the list made a 20,000-line file take seconds (quadratic)
     for req in lines:
         if req.option:
             deps.set_pip_option(req.option)
-        elif req.text not in deps.pip_packages:
+        elif req.text not in present:
+            present.add(req.text)
             deps.pip_packages.append(req.text)
             deps.origins[req.text] = req.origin
             if req.hashes:

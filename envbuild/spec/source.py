@@ -7,7 +7,6 @@ spec package costs no YAML parser.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,8 +49,9 @@ class YamlDocument:
         return None
 
     def key_node(self, node, key: str):
+        """The key node `key` of a mapping node; `key` as written, or as `str()` of its value (`None`, `True`)."""
         for item in getattr(node, "value", []) or []:
-            if isinstance(item, tuple) and getattr(item[0], "value", None) == key:
+            if isinstance(item, tuple) and key in (getattr(item[0], "value", None), _key_text(item[0])):
                 return item[0]
         return None
 
@@ -76,50 +76,95 @@ class YamlDocument:
         return {self.scalar_text(k): self.scalar_text(v) for k, v in node.value}
 
 
+def _key_text(node) -> str | None:
+    """What `str()` of a null or boolean key's value is (the loaders name keys that way in their errors)."""
+    tag = getattr(node, "tag", "")
+    if tag.endswith(":null"):
+        return "None"
+    if tag.endswith(":bool"):
+        return str(node.value.lower() in ("true", "yes", "on"))
+    return None
+
+
 def read_yaml(path: Path) -> YamlDocument:
-    import yaml
+    """The YAML file at `path` with its node tree, within envbuild's limits (envbuild.limits): size, depth,
+    alias expansion and value length are checked before anything walks the document."""
+    from ..limits import compose_yaml, construct_yaml
 
     text = read_text(path)
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)  # libyaml when present: same nodes, faster
-    try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        problem = getattr(exc, "problem", None) or str(exc)
-        hint = " (a `{{placeholder}}` template must be rendered first)" if "{{" in text else ""
-        raise SpecError(f"not valid YAML: {problem}{hint}", where=where, fix="fix the YAML syntax") from None
-    finally:
-        loader.dispose()
-    return YamlDocument(path, text, data, node)
+    node = compose_yaml(text, str(path))
+    return YamlDocument(path, text, construct_yaml(node, text, str(path)), node)
 
 
 def read_text(path: Path) -> str:
+    """A spec file's text (UTF-8, a BOM dropped), refused before reading when over envbuild's size limit."""
+    from ..limits import check_file_size, undecodable_line
+
     try:
+        check_file_size(path.stat().st_size, str(path))
         return path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise SpecError(f"{path} does not exist", where=str(path), fix="check the path") from None
-    except UnicodeDecodeError:
-        raise SpecError(f"{path} is not UTF-8 text", where=str(path), fix="save the file as UTF-8") from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{path} is not UTF-8 text", where=f"{path}:{undecodable_line(exc)}",
+                        fix="save the file as UTF-8") from None
     except OSError as exc:
         raise SpecError(f"cannot read {path}: {exc.strerror}", where=str(path), fix="check the path") from None
 
 
-PLACEHOLDER = re.compile(r"\{\{[^}]*\}\}")
+def find_placeholder(text: str) -> str | None:
+    """The first `{{...}}` template placeholder in `text`, braces inside it included (`{{tag:\\d{6}}}`), else None.
+
+    Two `str.find`s rather than a regular expression: linear whatever the text (`{{` repeated 200,000 times
+    without a `}}` made a lazy pattern quadratic), and any braces between `{{` and the closing ones are kept.
+    """
+    start = text.find("{{")
+    if start < 0:
+        return None
+    end = text.find("}}", start + 2)
+    if end < 0:
+        return None
+    end += 2
+    while end < len(text) and text[end] == "}":  # `{{a:{6}}}`: the closing pair is the last of the run
+        end += 1
+    return text[start:end]
 
 
 def reject_placeholders(document: YamlDocument, node=None) -> None:
-    """`{{asset.name}}`-style templates (azureml-assets, cookiecutter) are not specs until rendered."""
-    node = document.node if node is None else node
-    if node is None:
-        return
-    if isinstance(node.value, str):
-        found = PLACEHOLDER.search(node.value)
-        if found:
-            raise SpecError(f"unrendered template placeholder {found.group(0)}", where=document.where(node),
-                            fix="render the template (replace every {{...}}) before loading it")
-        return
-    for item in node.value:
-        for child in (item if isinstance(item, tuple) else (item,)):
-            reject_placeholders(document, child)
+    """`{{asset.name}}`-style templates (azureml-assets, cookiecutter) are not specs until rendered.
+
+    Walks each node once (an alias is the node it names: a node already seen is skipped), with a stack instead
+    of recursion: linear in the document's size, however its aliases nest.
+    """
+    pending = [document.node if node is None else node]
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current.value, str):
+            found = find_placeholder(current.value)
+            if found:
+                raise SpecError(f"unrendered template placeholder {found}", where=document.where(current),
+                                fix="render the template (replace every {{...}}) before loading it")
+            continue
+        for item in reversed(current.value):  # reversed: the first placeholder in the file is the one reported
+            pending.extend(reversed(item) if isinstance(item, tuple) else (item,))
+
+
+def is_file(path: Path) -> bool:
+    """`path.is_file()`, False for a name no file system takes (over 255 bytes a part, a NUL) instead of OSError:
+    such names come from spec files and are then reported as missing, at their line."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def is_dir(path: Path) -> bool:
+    """`path.is_dir()`, False for a name no file system takes (see is_file)."""
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):
+        return False
