@@ -23,7 +23,6 @@ from collections import namedtuple  # not typing.NamedTuple: `typing` costs the 
 
 import xxhash
 
-from .errors import SpecError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:

@@ -120,10 +120,10 @@ def test_an_unrendered_placeholder_is_reported_at_its_line(tmp_path, placeholder
 
 
 TYPED = {
-    "pip_options: 5": "`envbuild.pip_options` must be a list",
-    "pip_options: [[--pre]]": "list of options",
-    "base_dockerfile_file: [a, b]": "`envbuild.base_dockerfile_file` must be text",
-    "lock_file: missing-conda-lock.yml": "`envbuild.lock_file` missing-conda-lock.yml does not exist",
+    "pip_options: 5": "setting `pip_options` must be a list",
+    "pip_options: [[--pre]]": "list of text items",
+    "base_dockerfile_file: [a, b]": "setting `base_dockerfile_file` must be text",
+    "lock_file: missing-conda-lock.yml": "setting `lock_file` missing-conda-lock.yml does not exist",
     "base_dockerfile_file: " + "d" * 5_000: "over envbuild's limit",
     "gpu: maybe": "must be true or false",
     "cuda: [12]": "must be a version",

@@ -16,16 +16,10 @@ import logging
 from pathlib import Path
 
 from ..errors import SpecError
-from .azureml import (
-    AZURE_DEFAULT_IMAGES,
-    SETTINGS_FILE,
-    apply_settings,
-    read_settings,
-    relative_to_directory,
-    settings_of,
-)
+from .azureml import AZURE_DEFAULT_IMAGES, relative_to_directory
 from .conda_file import load_conda_file
 from .dockerfile import check_build_context, start_from_build_context
+from .settings import SETTINGS_FILE, apply_settings, read_settings, settings_of
 from .source import read_text
 
 log = logging.getLogger(__name__)
