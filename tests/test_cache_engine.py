@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 
 import pytest
 
 import envbuild
-from envbuild.cache import Index
 from tests.conftest import docker, write
 from tests.support.cache_helpers import entries, remove_images, unique_template
 from tests.support.cli import cli, cli_json

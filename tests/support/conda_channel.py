@@ -50,7 +50,7 @@ def make_channel(directory: str | os.PathLike) -> Path:
         return out
     staging = out.parent / f".{out.name}-staging"
     for version in ("1.0", "2.0"):
-        _package(out, staging, "libgreet", version, "linux-64", {f"share/libgreet/greeting": f"hello {version}\n"})
+        _package(out, staging, "libgreet", version, "linux-64", {"share/libgreet/greeting": f"hello {version}\n"})
     _package(out, staging, "hello-tool", "1.0", "linux-64", {"bin/hello-tool": TOOL.format(v="1.0")},
              depends=["libgreet 1.*"])
     _package(out, staging, "hello-tool", "2.0", "linux-64", {"bin/hello-tool": TOOL.format(v="2.0")},
