@@ -5,15 +5,15 @@ One diskcache (SQLite, WAL) under the envbuild home, safe for many threads and p
 - ``detail:<build key>``   → what `envbuild show` prints: Dockerfile, lock text, labels
 - ``log:<build key>``      → the build log
 - ``request:<request key>`` → build key  (spec key + base image id + template: skips lock and render on a hit)
-- ``memo:<file digest>``   → spec key     (exact bytes of a spec file seen before: skips parsing on a hit)
 - ``canonical:<spec key>`` → the canonical form of a spec that was built (envbuild explain)
 - ``lock:<lock request>``  → the Lock (skips the solve)
 - ``stat:<name>``          → counters: hits, misses, seconds saved (atomic increments)
 An entry is written only after its image exists: a failed or interrupted build leaves nothing behind.
 
-The CLI's cache-hit path does not open the diskcache (its setup runs ~70 SQL statements and checkpoints on close,
-tens of milliseconds): `IndexReader` reads the same SQLite file through one read-only connection, and the hit is
-appended to ``<home>/hits.log``, which the next `Index` opened folds into the entry's counters and the stats.
+The CLI's cache-hit path does not open the index at all (diskcache's setup runs ~70 SQL statements and
+checkpoints on close, tens of milliseconds): it reads the small memo and answer files envbuild.hitpath writes
+beside it, and appends the hit to ``<home>/hits.log`` (`record_hit`), which the next `Index` opened folds into the
+entry's counters and the stats.
 
 Identical builds in flight are merged with one lock file per engine and build key, shared by every envbuild home
 on the machine (``$ENVBUILD_LOCK_DIR``, default ``<tmp>/envbuild-locks-<uid>``): users with their own homes who
@@ -234,12 +234,6 @@ class Index:
     def remember_request(self, request_key: str, build_key: str) -> None:
         self._cache.set(f"request:{request_key}", build_key)
 
-    def memo_get(self, memo_key: str) -> dict | None:
-        return self._cache.get(f"memo:{memo_key}")
-
-    def memo_put(self, memo_key: str, value: dict) -> None:
-        self._cache.set(f"memo:{memo_key}", value)
-
     # -- canonical forms of built specs: what `envbuild explain` compares a missed spec with ----------------------------
     def canonical_put(self, spec_key: str, canonical: dict) -> None:
         self._cache.set(f"canonical:{spec_key}", canonical)
@@ -299,73 +293,19 @@ class Index:
         return FileLock(str(directory / f"{tag_of(build_key)}.lock"))
 
 
-class IndexReader:
-    """A read-only view of the index for the cache-hit path: one read-only SQLite connection on diskcache's file,
-    without importing diskcache. It reads the two storage modes the hit path's small records use (diskcache's
-    "raw" for strings, "pickle" stored inline for dicts). Raises FileNotFoundError when there is no index, and
-    LookupError for anything it cannot read (a record stored otherwise, a database error), so the caller takes the
-    full path.
-
-    Through `_sqlite3` and `_pickle`, the C modules behind sqlite3 and pickle (the same connect and loads): the
-    packages around them import datetime, re and struct, milliseconds that benchmark P2 measures on every hit.
-    """
-
-    _MODE_RAW, _MODE_PICKLE = 1, 4  # diskcache.core.MODE_RAW / MODE_PICKLE
-
-    def __init__(self, home: str | os.PathLike):
-        import _sqlite3
-
-        path = os.path.join(home, "index", "cache.db")  # os.path, not pathlib: pathlib costs the hit path ms
-        if not os.path.exists(path):
-            raise FileNotFoundError(path)
-        self.home = home
-        try:
-            self._connection = _sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, timeout=10)
-        except _sqlite3.Error as exc:
-            raise LookupError(f"index {path} is not readable: {exc}") from exc
-
-    def close(self) -> None:
-        self._connection.close()
-
-    def _get(self, key: str):
-        import _sqlite3
-
-        try:
-            row = self._connection.execute("SELECT mode, filename, value FROM Cache WHERE key = ? AND raw = 1",
-                                           (key,)).fetchone()
-        except _sqlite3.Error as exc:
-            raise LookupError(f"index record {key} is not readable: {exc}") from exc
-        if row is None:
-            return None
-        mode, filename, value = row
-        if mode == self._MODE_RAW and filename is None:
-            return value
-        if mode == self._MODE_PICKLE and filename is None and value is not None:
-            import _pickle
-
-            return _pickle.loads(value)
-        raise LookupError(f"index record {key} is stored in a way the fast path does not read")
-
-    def get(self, build_key: str) -> dict | None:
-        return self._get(f"build:{build_key}")
-
-    def resolve_request(self, request_key: str) -> str | None:
-        return self._get(f"request:{request_key}")
-
-    def memo_get(self, memo_key: str) -> dict | None:
-        return self._get(f"memo:{memo_key}")
-
-    def record_hit(self, build_key: str) -> None:
-        """Append the hit to the journal (one short O_APPEND write: lines from many processes never interleave).
-        Counting is best effort: a home that cannot be written still serves hits."""
-        try:
-            descriptor = os.open(os.path.join(self.home, HIT_JOURNAL), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        except OSError:
-            return
-        try:
-            os.write(descriptor, f"{build_key}\t{time.time()}\n".encode())
-        finally:
-            os.close(descriptor)
+def record_hit(home: str | os.PathLike, build_key: str) -> None:
+    """Append a hit on `build_key` to the home's hit journal, which the next `Index` opened folds into the entry's
+    counters and the stats (one short O_APPEND write: lines from many processes never interleave). The cache-hit
+    path calls this without opening the index. Counting is best effort: a home that cannot be written still serves
+    hits."""
+    try:
+        descriptor = os.open(os.path.join(home, HIT_JOURNAL), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    except OSError:
+        return
+    try:
+        os.write(descriptor, f"{build_key}\t{time.time()}\n".encode())
+    finally:
+        os.close(descriptor)
 
 
 def collect_garbage(index: Index, engine, *, policy: str = "lru", max_size: int | None = None,

@@ -20,7 +20,7 @@ two files in microseconds. Allowed imports, all of them (the modules' own module
 tests/test_hitpath.py checks the heavy ones stay out):
 - the standard library's os and time; collections (namedtuple); _socket (the engine, on its local socket);
 - xxhash (through envbuild.keys.digest);
-- envbuild.config, envbuild.cache (Image, image_of, HIT_JOURNAL: its module top imports no SQLite), envbuild.engine
+- envbuild.config, envbuild.cache (Image, image_of, record_hit: its module top imports no SQLite), envbuild.engine
   (Engine), envbuild.keys (file_memo_key, template_digest, digest, tag_of; request_key only when the memo's
   request key does not apply), envbuild.errors.
 `remember_file` runs on the full path and imports the spec model there, inside the function.
@@ -32,7 +32,7 @@ import os
 import time
 
 from . import config
-from .cache import HIT_JOURNAL, Image, image_of
+from .cache import Image, image_of, record_hit
 from .engine import Engine
 from .keys import digest, file_memo_key, request_key, tag_of, template_digest
 
@@ -99,20 +99,6 @@ def _files_unchanged(files: list[str]) -> bool:
 def _file_digest(path: str) -> str:
     with open(path, "rb") as file:
         return digest(file.read())
-
-
-def record_hit(home: str | os.PathLike, build_key: str) -> None:
-    """Append a hit on `build_key` to the home's hit journal, which the next `cache.Index` opened folds into the
-    entry's counters and the stats (one short O_APPEND write: lines from many processes never interleave).
-    Counting is best effort: a home that cannot be written still serves hits."""
-    try:
-        descriptor = os.open(os.path.join(home, HIT_JOURNAL), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    except OSError:
-        return
-    try:
-        os.write(descriptor, f"{build_key}\t{time.time()}\n".encode())
-    finally:
-        os.close(descriptor)
 
 
 # -- what the full path writes -------------------------------------------------------------------------------------
