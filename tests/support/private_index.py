@@ -13,12 +13,11 @@ import hashlib
 import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 import zipfile
 from pathlib import Path
 from typing import Iterator
+
+from tests.support.servers import wait_until_answering
 
 GATEWAY = "172.17.0.1"  # the docker0 gateway: the host as build steps see it (../shared/testworld.md)
 
@@ -70,19 +69,7 @@ def running_index(packages: Path, root: Path, user: str, password: str) -> Itera
                                 "-P", str(root / "htpasswd"), "-a", "download,list,update", str(packages)],
                                stdout=log, stderr=subprocess.STDOUT)
     try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/simple/", timeout=1)
-            except urllib.error.HTTPError as answer:
-                if answer.code == 401:  # up, and asking for credentials
-                    break
-                raise
-            except OSError:
-                if process.poll() is not None:
-                    raise RuntimeError(f"pypiserver exited: {(root / 'pypiserver.log').read_text()[-2000:]}")
-                time.sleep(0.1)
-        else:
-            raise RuntimeError(f"pypiserver did not answer on port {port}")
+        wait_until_answering(f"http://127.0.0.1:{port}/simple/", process, root / "pypiserver.log", "pypiserver")
         yield port
     finally:
         process.terminate()

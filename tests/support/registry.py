@@ -9,11 +9,12 @@ import contextlib
 import shutil
 import socket
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Iterator
+
+from tests.support.servers import wait_until_answering
 
 
 def _free_port() -> int:
@@ -54,21 +55,7 @@ http:
     process = subprocess.Popen([binary, "serve", str(config)], stdout=open(root / "registry.log", "wb"),
                                stderr=subprocess.STDOUT)
     try:
-        for _ in range(100):
-            try:
-                with urllib.request.urlopen(f"http://{address}/v2/", timeout=1) as response:
-                    if response.status == 200:
-                        break
-            except urllib.error.HTTPError as answer:
-                if answer.code == 401:  # up, and asking for the credentials it was configured with
-                    break
-                raise
-            except OSError:
-                if process.poll() is not None:
-                    raise RuntimeError(f"docker-registry exited: {(root / 'registry.log').read_text()[-2000:]}")
-                time.sleep(0.1)
-        else:
-            raise RuntimeError(f"docker-registry did not answer on {address}")
+        wait_until_answering(f"http://{address}/v2/", process, root / "registry.log", "docker-registry")
         yield address
     finally:
         process.terminate()
