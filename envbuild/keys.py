@@ -190,7 +190,7 @@ def canonical_spec(env) -> CanonicalSpec:
         "platform": spec["platform"],
         "channels": list(spec["channels"]),
         "conda": [r.spelling for r in conda_records],
-        "pip": [r.spelling for r in pip_records],
+        "pip": [_portable(r.spelling) for r in pip_records],
         "pip_options": list(spec["pip_options"]),
         "user_managed": spec["user_managed"],
         "variables": dict(spec["variables"]),
@@ -232,6 +232,15 @@ def _warn_once(message: str) -> None:
 
 
 _warned: set[str] = set()
+
+
+def _portable(spelling: str) -> str:
+    """A pip requirement as every machine keys it: a private wheel (envbuild.wheels) by its content, the store's
+    `<sha256>/<file>` at the place the build mounts it, not by where this machine's store is."""
+    from .wheels import BUILD_URL, wheel_in_requirement
+
+    wheel = wheel_in_requirement(spelling)
+    return spelling if wheel is None else f"{spelling.partition(' @ ')[0]} @ {BUILD_URL}{wheel.parent.name}/{wheel.name}"
 
 
 def _fallback_channels(env) -> list[str]:

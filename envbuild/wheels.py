@@ -7,8 +7,8 @@ path>`: the solver reads it there, and a change of its bytes is a new path, so a
 the place the build finds it (`file:///tmp/envbuild/wheels/<sha256>/<filename>`, a bind mount of the build
 context), not at this machine's home: two machines with the same wheel lock, render and key it the same.
 
-Hook for the catalog's blob store (issue 13, `put_blob`/`get_blob`): `store_wheel` and `stored_wheel` are the two
-places that read and write wheel bytes; a catalog that keeps blobs would be asked there.
+A catalog version keeps its private wheels with its other files (envbuild.catalog.blobs stores their bytes by
+content); on another machine `restore_wheel` puts them into that machine's store and points the requirement there.
 """
 
 from __future__ import annotations
@@ -84,3 +84,40 @@ def stored_wheel(url: str) -> Path | None:
     if not url.startswith(BUILD_URL):
         return None
     return store_dir() / url[len(BUILD_URL):]
+
+
+def wheel_in_requirement(requirement: str) -> Path | None:
+    """The stored wheel a requirement written by `store_wheel` names (`name @ file://.../wheels/<sha256>/<file>`,
+    on whichever machine wrote it); None for any other requirement."""
+    from urllib.parse import unquote
+
+    _, separator, url = requirement.partition(" @ ")
+    if not separator or not url.startswith("file://"):
+        return None
+    path = Path(unquote(url[len("file://"):]))
+    if path.parent.parent.name != "wheels" or len(path.parent.name) != 64 or not path.name.endswith(".whl"):
+        return None
+    return path
+
+
+def restore_wheel(env, relative: str, data) -> None:
+    """Put the private wheel `<sha256>/<file>` (its bytes from `data()`, asked only when this store lacks it) into
+    this machine's store, and point env's requirement for it there: a catalog version registered on another machine
+    names that machine's store."""
+    target = store_dir() / relative
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.{os.getpid()}")
+        partial.write_bytes(data())
+        os.replace(partial, target)
+    deps = env.python.conda_dependencies
+    renamed = {}
+    for requirement in deps.pip_packages:
+        wheel = wheel_in_requirement(requirement)
+        if wheel is not None and f"{wheel.parent.name}/{wheel.name}" == relative:
+            renamed[requirement] = f"{requirement.partition(' @ ')[0]} @ {target.as_uri()}"
+    deps.pip_packages = [renamed.get(r, r) for r in deps.pip_packages]
+    for table in (deps.pip_hashes, deps.origins):  # keyed by the requirement's text
+        for old, new in renamed.items():
+            if old in table:
+                table[new] = table.pop(old)

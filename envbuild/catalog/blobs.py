@@ -51,7 +51,8 @@ def load_blob(conn, digest: str) -> bytes:
 
 
 def capture(env) -> tuple[dict[str, bytes], dict[str, str]]:
-    """The files `env` reads by path, as blobs to store ({digest: bytes}) and the version's `files` record."""
+    """The files `env` reads by path (build context, a Dockerfile given by path, a lock file, private wheels), as
+    blobs to store ({digest: bytes}) and the version's `files` record."""
     found: dict[str, bytes] = {}
     files: dict[str, str] = {}
 
@@ -79,6 +80,12 @@ def capture(env) -> tuple[dict[str, bytes], dict[str, str]]:
         files["base_dockerfile"] = keep(Path(docker.base_dockerfile).read_bytes())
     if env.lock_file:
         files["lock_file"] = keep(Path(env.lock_file).read_bytes())
+    from ..wheels import wheel_in_requirement
+
+    for requirement in env.python.conda_dependencies.pip_packages:
+        wheel = wheel_in_requirement(requirement)
+        if wheel is not None and wheel.is_file():
+            files[f"wheel:{wheel.parent.name}/{wheel.name}"] = keep(wheel.read_bytes())
     return found, files
 
 
@@ -101,6 +108,11 @@ def materialise(env, files: dict[str, str], fetch: Callable[[str], bytes], home=
         if not target.is_file():
             _write_atomically({target.name: (fetch(files["lock_file"]), False)}, [], target.parent)
         env.lock_file = str(target)
+    from ..wheels import restore_wheel
+
+    for name, digest in files.items():
+        if name.startswith("wheel:"):
+            restore_wheel(env, name[len("wheel:"):], lambda digest=digest: fetch(digest))
 
 
 def _write_context(manifest: dict, fetch: Callable[[str], bytes], target: Path) -> None:
