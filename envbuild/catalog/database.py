@@ -105,3 +105,13 @@ def _sqlite_connected(dbapi_connection, _record) -> None:
 def _sqlite_begin(conn) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("catalog_write") else "BEGIN")
 
+
+def take_turns(conn, name: str) -> None:
+    """Writers of one name take turns for the rest of this transaction, so that "is this definition the latest
+    version?" and "insert the next version" are one step: on PostgreSQL a transaction-scoped advisory lock on the
+    name (its READ COMMITTED statements would otherwise each see other writers' commits in between); SQLite's
+    BEGIN IMMEDIATE already lets one writer in at a time."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy import text
+
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})

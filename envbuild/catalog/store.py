@@ -32,7 +32,7 @@ from sqlalchemy.exc import (
 from ..errors import CatalogError
 from ..spec import Environment
 from .blobs import capture, load_blob, materialise, store_blob
-from .database import catalog_url, open_engine, shown, unreachable
+from .database import catalog_url, open_engine, shown, take_turns, unreachable
 from .names import check_name, check_version, current_user, iso, sequence_number
 from .records import MUTABLE_FIELDS, Build, Entry, from_dict, to_dict
 from .schema import builds, events, prepare, versions
@@ -108,6 +108,7 @@ class Catalog:
         user = current_user()
 
         def work(conn) -> str:
+            take_turns(conn, name)
             if wanted is not None:
                 row = self._row(conn, name, wanted)
                 if row is not None:
