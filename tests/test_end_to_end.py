@@ -9,6 +9,7 @@ import pytest
 import envbuild
 from envbuild.cache import Index
 from tests.conftest import docker, write
+from tests.support.cache_helpers import entries
 from tests.support.cli import cli
 
 pytestmark = pytest.mark.engine
@@ -61,12 +62,8 @@ def test_second_build_is_a_cache_hit_and_equivalent_specs_share_it(engine, home,
     third = json.loads(cli("build", str(variant), "--json", "-q").stdout)
     assert third["cached"] is True and third["id"] == first["id"]
     # No second image was built: the index holds the one entry, untouched by the hits but for its counters.
-    index = Index(home)
-    try:
-        entries = dict(index.entries())
-    finally:
-        index.close()
-    assert list(entries) == [first["key"]] and entries[first["key"]]["hits"] == 2
+    indexed = entries(home)
+    assert list(indexed) == [first["key"]] and indexed[first["key"]]["hits"] == 2
 
 
 def test_different_specs_that_lock_to_the_same_packages_share_one_image(engine, home, tmp_path, conda_channel):
@@ -105,11 +102,7 @@ def test_unknown_package_fails_clearly_and_leaves_no_entry(engine, home, tmp_pat
     assert done.returncode != 0
     assert "this-package-does-not-exist-envbuild-xyz" in done.stderr
     assert "Traceback" not in done.stderr
-    index = Index(home)
-    try:
-        assert list(index.entries()) == []
-    finally:
-        index.close()
+    assert entries(home) == {}
 
 
 def test_failing_docker_build_leaves_no_entry(engine, home, tmp_path):
@@ -122,11 +115,7 @@ def test_failing_docker_build_leaves_no_entry(engine, home, tmp_path):
     with pytest.raises(envbuild.BuildError) as failure:
         envbuild.build(env, template=template)
     assert "echo about to fail" in str(failure.value)
-    index = Index(home)
-    try:
-        assert list(index.entries()) == []
-    finally:
-        index.close()
+    assert entries(home) == {}
 
 
 def test_render_is_deterministic_and_names_the_base(engine, home, tmp_path):

@@ -11,13 +11,12 @@ import base64
 import contextlib
 import hashlib
 import socket
-import subprocess
 import sys
 import zipfile
 from pathlib import Path
 from typing import Iterator
 
-from tests.support.servers import wait_until_answering
+from tests.support.servers import serving
 
 GATEWAY = "172.17.0.1"  # the docker0 gateway: the host as build steps see it (../shared/testworld.md)
 
@@ -64,14 +63,7 @@ def running_index(packages: Path, root: Path, user: str, password: str) -> Itera
     root.mkdir(parents=True, exist_ok=True)
     (root / "htpasswd").write_text(f"{user}:{sha256_crypt.hash(password)}\n")
     port = _free_port()
-    log = open(root / "pypiserver.log", "wb")
-    process = subprocess.Popen([sys.executable, "-c", _SERVER, "run", "-p", str(port), "-i", "0.0.0.0",
-                                "-P", str(root / "htpasswd"), "-a", "download,list,update", str(packages)],
-                               stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_until_answering(f"http://127.0.0.1:{port}/simple/", process, root / "pypiserver.log", "pypiserver")
+    command = [sys.executable, "-c", _SERVER, "run", "-p", str(port), "-i", "0.0.0.0", "-P", str(root / "htpasswd"),
+               "-a", "download,list,update", str(packages)]
+    with serving(command, f"http://127.0.0.1:{port}/simple/", root / "pypiserver.log", "pypiserver"):
         yield port
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        log.close()

@@ -8,13 +8,12 @@ from __future__ import annotations
 import contextlib
 import shutil
 import socket
-import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Iterator
 
-from tests.support.servers import wait_until_answering
+from tests.support.servers import serving
 
 
 def _free_port() -> int:
@@ -52,14 +51,8 @@ http:
                                                for name, password in users.items()))
         with config.open("a") as file:
             file.write(f"auth:\n  htpasswd:\n    realm: envbuild-tests\n    path: {root / 'htpasswd'}\n")
-    process = subprocess.Popen([binary, "serve", str(config)], stdout=open(root / "registry.log", "wb"),
-                               stderr=subprocess.STDOUT)
-    try:
-        wait_until_answering(f"http://{address}/v2/", process, root / "registry.log", "docker-registry")
+    with serving([binary, "serve", str(config)], f"http://{address}/v2/", root / "registry.log", "docker-registry"):
         yield address
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def stored_bytes(root: Path) -> int:

@@ -1,12 +1,14 @@
-"""Waiting for a server a test started: the first answer from its URL (200, or 401 from one that wants credentials)."""
+"""Servers the tests start (a registry, a package index): run one until the test is done, once it answers."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Iterator
 
 
 def wait_until_answering(url: str, process: subprocess.Popen, log: Path, name: str) -> None:
@@ -25,3 +27,16 @@ def wait_until_answering(url: str, process: subprocess.Popen, log: Path, name: s
                 raise RuntimeError(f"{name} exited: {log.read_text()[-2000:]}")
             time.sleep(0.1)
     raise RuntimeError(f"{name} did not answer at {url}")
+
+
+@contextlib.contextmanager
+def serving(command: list[str], url: str, log: Path, name: str) -> Iterator[None]:
+    """Run `command` (its output to `log`) until the block ends, entering once `url` answers."""
+    with open(log, "wb") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+        try:
+            wait_until_answering(url, process, log, name)
+            yield
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
