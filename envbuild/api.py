@@ -90,14 +90,16 @@ def _lock_index(home: Path) -> Index:
     return index
 
 
-def base_for(env, engine: Engine, on_log=None, shared=None):
-    """The base `env` starts from: its user Dockerfile/context built as given, the image it names, envbuild's GPU
-    base for its stack, or the default base (see bases.base_for_env); with a `shared` registry, a base envbuild
-    makes is the registry's (shared_bases.py)."""
+def base_for(env, engine: Engine, on_log=None, shared=None, on_progress=None, spec=None):
+    """The base `env` starts from: its user Dockerfile/context built as given, the image it names (behind
+    `docker.base_image_registry`'s login: pulled with it, private_base.py), envbuild's GPU base for its stack, or
+    the default base (see bases.base_for_env); with a `shared` registry, a base envbuild makes is the registry's
+    (shared_bases.py). `spec` is env's CanonicalSpec when the caller has it already."""
     from .bases import base_for_env
     from .keys import canonical_spec
 
-    return base_for_env(canonical_spec(env), engine, on_log=on_log, shared=shared)
+    pull_private_base(env, engine, on_progress)
+    return base_for_env(spec or canonical_spec(env), engine, on_log=on_log, shared=shared)
 
 
 def _installer_base(spec, engine: Engine, on_log=None, shared=None) -> str | None:
@@ -144,8 +146,7 @@ def render(env, *, cache_dir=None, template=None, refresh_lock: bool = False, gp
     spec = canonical_spec(env)
     engine = Engine()
     shared = configured()  # the bases a build with ENVBUILD_REGISTRY would stand on
-    pull_private_base(env, engine, on_progress)
-    base = base_for(spec, engine, on_log, shared)
+    base = base_for(env, engine, on_log, shared, on_progress, spec=spec)
     resolved = lock(spec, python_version=lock_python(spec, base, python_version), glibc=base.glibc,
                     cache_dir=cache_dir, refresh=refresh_lock, on_progress=on_progress,
                     allow_host_builds=allow_host_builds, sdist_image=base.ref if base.python_version else None)
@@ -176,8 +177,7 @@ def build(env, *, cache_dir=None, template=None, refresh_lock: bool = False, reb
     shared = configured(registry)
     journal = None
     try:
-        pull_private_base(env, engine, on_progress)  # docker.base_image_registry with a login
-        base = base_for(spec, engine, on_log, shared)
+        base = base_for(env, engine, on_log, shared, on_progress, spec=spec)
         for warning in base.warnings:
             notify(on_progress, "base", f"warning: {warning}")
         python = lock_python(spec, base, python_version)

@@ -4,7 +4,7 @@
 address changes which image is meant and enters the key with the base reference (keys.canonical_spec). The user
 name and password do not: they only open the door. The password is meant to come from a variable
 (`${ACR_PASSWORD}`), expanded at pull time only; the environment is saved with the reference, never the value
-(spec.azureml), and the pull hands the credentials to the engine for that one request (engine/pull_auth).
+(spec.azureml), and the pull hands the credentials to the engine for that one request (envbuild.private_base).
 """
 
 from __future__ import annotations
