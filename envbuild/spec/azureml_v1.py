@@ -16,6 +16,7 @@ import logging
 from pathlib import Path
 
 from ..errors import SpecError
+from ..platforms import ALIASES, PLATFORMS
 from .azureml import AZURE_DEFAULT_IMAGES, relative_to_directory
 from .conda_file import load_conda_file
 from .dockerfile import check_build_context, start_from_build_context
@@ -27,8 +28,6 @@ log = logging.getLogger(__name__)
 DEFINITION_FILE = "azureml_environment.json"
 CONDA_DEPENDENCIES_FILE = "conda_dependencies.yml"
 BASE_DOCKERFILE_FILE = "BaseDockerfile"
-# v1's platform.architecture ↔ conda's platform names (v1 builds Linux only here).
-_ARCHITECTURES = {"amd64": "linux-64", "arm64": "linux-aarch64", "ppc64le": "linux-ppc64le"}
 # Settings envbuild.yaml keeps beside a v1 definition: those v1 has no field of its own for.
 _V1_SETTINGS = ("gpu", "cuda")
 
@@ -77,7 +76,8 @@ def load_v1_directory(directory: Path, env, name: str | None = None) -> None:
 
 def _load_docker(directory: Path, docker: dict, env) -> None:
     architecture = str((docker.get("platform") or {}).get("architecture") or "amd64").lower()
-    env.docker.platform = _ARCHITECTURES.get(architecture, env.docker.platform)
+    # v1's platform.architecture is Docker's (amd64, arm64): the platform table names it (v1 builds Linux only).
+    env.docker.platform = ALIASES.get(f"linux/{architecture}", env.docker.platform)
     env.docker.gpu = bool(docker.get("gpuSupport", False))
     dockerfile = directory / BASE_DOCKERFILE_FILE
     context = docker.get("buildContext") or {}
@@ -141,7 +141,8 @@ def save_v1_directory(env, directory: Path, overwrite: bool = False) -> None:
     if docker.base_dockerfile:
         (directory / BASE_DOCKERFILE_FILE).write_text(docker.base_dockerfile_text(), encoding="utf-8")
     default_base = not (docker.base_image or docker.base_dockerfile or docker.build_context)
-    architecture = {v: k for k, v in _ARCHITECTURES.items()}.get(docker.platform, "amd64")
+    known = PLATFORMS.get(docker.platform)
+    architecture = known.docker.partition("/")[2] if known and known.docker else "amd64"
     definition = {
         "name": env.name, "version": env.version,
         "environmentVariables": {str(k): str(v) for k, v in env.environment_variables.items()},

@@ -128,22 +128,16 @@ def _line_selector(line: str) -> str | None:
     return found.group(1).strip() if found else None
 
 
-# conda-lock's platform selectors (the tool that gives environment.yml selectors a meaning), per platform.
-_SELECTOR_NAMES = {
-    "linux-64": {"linux64", "unix", "linux"},
-    "linux-aarch64": {"aarch64", "unix", "linux"},
-    "linux-ppc64le": {"ppc64le", "unix", "linux"},
-    "osx-64": {"osx64", "osx", "unix"},
-    "osx-arm64": {"arm64", "osx", "unix"},
-    "win-64": {"win", "win64"},
-}
-
-
 def _platform_names(platform: str) -> dict[str, bool]:
-    """Every selector name, and whether it holds on `platform` (`# [linux64]`, `# [osx]`, `# [aarch64]`, ...)."""
+    """Every selector name, and whether it holds on `platform` (`# [linux64]`, `# [osx]`, `# [aarch64]`, ...):
+    conda-lock's names (the tool that gives environment.yml selectors a meaning), from the platform table."""
+    from ..platforms import PLATFORMS
+
     system = platform.partition("-")[0]
-    true = _SELECTOR_NAMES.get(platform, {system, platform.replace("-", "")} | ({"unix"} if system != "win" else set()))
-    known = set().union(*_SELECTOR_NAMES.values()) | true
+    known_platform = PLATFORMS.get(platform)
+    true = set(known_platform.selectors) if known_platform else \
+        {system, platform.replace("-", "")} | ({"unix"} if system != "win" else set())
+    known = set().union(*(p.selectors for p in PLATFORMS.values())) | true
     return {name: name in true for name in known}
 
 
