@@ -30,6 +30,7 @@ import urllib.request
 from typing import Callable
 
 from .errors import CacheError
+from .hosts import is_loopback
 from .keys import tag_of
 
 log = logging.getLogger(__name__)
@@ -59,8 +60,7 @@ class Registry:
         self.host = host
         self.repository = repository
         insecure = os.environ.get("ENVBUILD_REGISTRY_INSECURE", "") not in ("", "0")
-        local = host.split(":")[0] in ("localhost", "127.0.0.1", "::1") or host.startswith("127.")
-        self.scheme = "http" if insecure or local else "https"
+        self.scheme = "http" if insecure or is_loopback(host) else "https"
         self._available: bool | None = None
         self.unavailable: str | None = None  # why `available()` said no
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ResolveError
+from ..hosts import is_loopback
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,6 @@ def _loopback_index(cmd: list[str], passed: dict) -> bool:
                 host = urlsplit(one).hostname
             except ValueError:
                 continue
-            if host in ("localhost", "127.0.0.1", "::1"):
+            if is_loopback(host):
                 return True
     return False

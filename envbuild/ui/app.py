@@ -30,10 +30,11 @@ from starlette.templating import Jinja2Templates
 
 from ..commands.cache import ago, human_size
 from ..errors import CatalogError, EnvbuildError
+from ..hosts import is_loopback
 from . import charts
 from . import workspace as data
 from .builds import ENDS, Builds
-from .guard import Guard, is_loopback
+from .guard import Guard
 from .intake import parse_tags, register_text
 
 HERE = Path(__file__).resolve().parent

@@ -11,24 +11,15 @@ a web page elsewhere cannot drive the UI through the browser (CSRF, DNS rebindin
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import urllib.parse
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse
 
+from ..hosts import is_loopback
+
 COOKIE = "envbuild_ui_token"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
-LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1", "[::1]")
-
-
-def is_loopback(host: str) -> bool:
-    if host in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class Guard:
