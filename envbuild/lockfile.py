@@ -98,16 +98,17 @@ class LockSet:
         return write_atomically(path, self.text)
 
 
-def write_atomically(path: str | os.PathLike, text: str) -> Path:
-    """A reader never sees a half-written lock file, and a failure leaves the old one (or none)."""
+def write_atomically(path: str | os.PathLike, data: str | bytes) -> Path:
+    """A reader never sees a half-written file (a lock file, a stored wheel), and a failure leaves the old one (or
+    none)."""
     import tempfile
 
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 from pathlib import Path
 
 from . import config
 from .errors import SpecError
+from .lockfile import write_atomically
 
 # Where the pip step of a build sees the private wheels: renderer.CONTEXT_DIR's wheels/, bind-mounted from the
 # build context for that one RUN.
@@ -59,10 +59,7 @@ def store_wheel(path: str | os.PathLike, where: str | None = None) -> str:
     sha256 = sha256_of(source)
     target = store_dir() / sha256 / source.name
     if not target.is_file():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{source.name}.{os.getpid()}")
-        shutil.copyfile(source, partial)
-        os.replace(partial, target)
+        write_atomically(target, source.read_bytes())
     return f"{name} @ {target.as_uri()}"
 
 
@@ -106,10 +103,7 @@ def restore_wheel(env, relative: str, data) -> None:
     names that machine's store."""
     target = store_dir() / relative
     if not target.is_file():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.name}.{os.getpid()}")
-        partial.write_bytes(data())
-        os.replace(partial, target)
+        write_atomically(target, data())
     deps = env.python.conda_dependencies
     renamed = {}
     for requirement in deps.pip_packages:
