@@ -255,9 +255,6 @@ class Index:
     def log_get(self, build_key: str) -> str | None:
         return self._cache.get(f"log:{build_key}")
 
-    def log_put(self, build_key: str, text: str) -> None:
-        self._cache.set(f"log:{build_key}", text)
-
     def detail_get(self, build_key: str) -> dict | None:
         return self._cache.get(f"detail:{build_key}")
 

@@ -21,8 +21,9 @@ DEFAULT_CHANNELS = ("https://repo.anaconda.com/pkgs/main", "https://repo.anacond
 def fallback_channels() -> tuple[list[str], str]:
     """The channels conda uses for a file that lists none, and where they come from: the `channels:` of the
     user's .condarc (conda's search order, the last file found wins; `defaults` there means its
-    `default_channels:` when set), else conda's own defaults. Azure ML builds such a file the same way."""
-    import yaml
+    `default_channels:` when set), else conda's own defaults. Azure ML builds such a file the same way. A
+    .condarc is read within envbuild's limits; one that is not YAML is an error at its line, as it is for conda."""
+    from .limits import load_yaml
 
     home = Path.home()
     found = None
@@ -32,8 +33,8 @@ def fallback_channels() -> tuple[list[str], str]:
             found = candidate
     if found is not None:
         try:
-            settings = yaml.safe_load(found.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError):
+            settings = load_yaml(found.read_text(encoding="utf-8"), str(found)) or {}
+        except (OSError, UnicodeDecodeError):
             settings = {}
         listed = [str(c) for c in settings.get("channels") or []] if isinstance(settings, dict) else []
         if listed:

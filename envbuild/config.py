@@ -11,8 +11,6 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
     from pathlib import Path
 
-DEFAULT_PLATFORM = "linux-64"
-
 
 def home_dir(override: str | os.PathLike | None = None) -> str:
     """The envbuild home (cache index, lock cache, logs, catalog), as a string: what the cache-hit path uses.

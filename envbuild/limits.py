@@ -82,7 +82,7 @@ def construct_yaml(node, text: str, path: str):
 
 
 def load_yaml(text: str, path: str):
-    """`text`'s Python value, within the limits (the lock file reader's one-call form)."""
+    """`text`'s Python value, within the limits, for a file read whole (a .condarc)."""
     return construct_yaml(compose_yaml(text, path), text, path)
 
 
